@@ -1,0 +1,78 @@
+"""Token ids and their names.
+
+Ids 0..393 are the seed system's vocabulary (Sber AI music-composer, after Huang et al. 2018) and
+keep their meaning in every encoding. Our default encoding appends INSTRUMENT tokens after 393 so
+that one sequence can carry several instruments (and so real stems).
+"""
+
+from __future__ import annotations
+
+NOTE_ON = 0  # 0..127: NOTE_ON(pitch)
+NOTE_OFF = 128  # 128..255: NOTE_OFF(pitch)
+VELOCITY = 256  # 256..287: VELOCITY(bin), 32 bins of 4
+TIME_SHIFT = 288  # 288..387: TIME_SHIFT((k + 1) * 10 ms), 10..1000 ms
+END = 388
+PAD = 389
+GENRE = 390  # 390 classic, 391 jazz, 392 calm, 393 pop
+INSTRUMENT = 394  # 394..410: INSTRUMENT(family), see INSTRUMENT_FAMILIES
+
+N_PITCHES = 128
+N_VELOCITY_BINS = 32
+N_TIME_SHIFTS = 100
+TIME_SHIFT_STEP_MS = 10
+MAX_TIME_SHIFT_MS = N_TIME_SHIFTS * TIME_SHIFT_STEP_MS
+
+GENRES: tuple[str, ...] = ("classic", "jazz", "calm", "pop")
+GENRE_ALIASES = {"classical": "classic", "ambient": "calm"}
+
+# General MIDI program families (program // 8) plus one for the drum kit (channel 10).
+INSTRUMENT_FAMILIES: tuple[str, ...] = (
+    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",
+    "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic", "percussive",
+    "sound_effects", "drums",
+)
+DRUMS_FAMILY = INSTRUMENT_FAMILIES.index("drums")
+N_INSTRUMENTS = len(INSTRUMENT_FAMILIES)
+
+SEED_VOCAB_SIZE = 394
+VOCAB_SIZE = INSTRUMENT + N_INSTRUMENTS  # 411
+
+
+def canonical_genre(name: str) -> str:
+    """'ambient' -> 'calm', 'classical' -> 'classic'; raises KeyError for an unknown genre."""
+    key = name.strip().lower()
+    key = GENRE_ALIASES.get(key, key)
+    if key not in GENRES:
+        raise KeyError(name)
+    return key
+
+
+def genre_token(name: str) -> int:
+    return GENRE + GENRES.index(canonical_genre(name))
+
+
+def instrument_family(program: int, is_drum: bool) -> int:
+    """The INSTRUMENT family index of a General MIDI program."""
+    return DRUMS_FAMILY if is_drum else program // 8
+
+
+def token_name(token_id: int) -> str:
+    """Readable name, e.g. NOTE_ON(60), TIME_SHIFT(120ms), GENRE(jazz), INSTRUMENT(bass)."""
+    t = int(token_id)
+    if NOTE_ON <= t < NOTE_OFF:
+        return f"NOTE_ON({t - NOTE_ON})"
+    if NOTE_OFF <= t < VELOCITY:
+        return f"NOTE_OFF({t - NOTE_OFF})"
+    if VELOCITY <= t < TIME_SHIFT:
+        return f"VELOCITY({t - VELOCITY})"
+    if TIME_SHIFT <= t < END:
+        return f"TIME_SHIFT({(t - TIME_SHIFT + 1) * TIME_SHIFT_STEP_MS}ms)"
+    if t == END:
+        return "END"
+    if t == PAD:
+        return "PAD"
+    if GENRE <= t < INSTRUMENT:
+        return f"GENRE({GENRES[t - GENRE]})"
+    if INSTRUMENT <= t < VOCAB_SIZE:
+        return f"INSTRUMENT({INSTRUMENT_FAMILIES[t - INSTRUMENT]})"
+    return f"UNKNOWN({t})"
