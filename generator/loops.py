@@ -1,0 +1,264 @@
+"""Loop and degeneration detectors: a generated token sequence -> a rejection reason or None.
+
+Each detector measures one statistic of the decoded notes (`measure`) and fires when it passes
+its limit in `LoopLimits`. The per-genre limits in GENRE_LIMITS come from `calibrate` on real
+music (the seed's four sample files and the held-out test shard), chosen so that at most 5% of
+real pieces of a genre are rejected; docs/sampling.md records the numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from generator import vocab
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("too_few_notes", "stuck_note", "long_silence", "glued_notes", "hammered_pitch", "phrase_loop")
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    """Where each detector fires. Upper limits fire when the statistic is above them."""
+
+    min_notes: int = 8  # too_few_notes: fewer notes than this...
+    min_notes_per_s: float = 0.5  # ...or a sparser track than this
+    max_note_s: float = 8.0  # stuck_note: one note held longer
+    max_silence_s: float = 3.0  # long_silence: nothing sounding for this long inside the track
+    max_glued_fraction: float = 0.9  # glued_notes: the seed's rule (gap < 10 ms between same-pitch notes)
+    hammer_window_notes: int = 32
+    max_hammer_share: float = 0.5  # hammered_pitch: one pitch's share of the onsets in any window
+    phrase_notes: int = 8
+    max_phrase_share: float = 0.5  # phrase_loop: share of notes inside repeats of the most repeated phrase
+
+    @classmethod
+    def for_genre(cls, genre: str | None) -> LoopLimits:
+        """The calibrated limits of a genre (aliases allowed); the defaults for None or unknown."""
+        if genre is None:
+            return cls()
+        try:
+            return GENRE_LIMITS[vocab.canonical_genre(genre)]
+        except KeyError:
+            return cls()
+
+
+# Calibrated by `calibrate` (docs/sampling.md, "Loop detector calibration"): the defaults, loosened
+# where real music of the genre went past them.
+GENRE_LIMITS: dict[str, LoopLimits] = {
+    "classic": LoopLimits(),
+    "jazz": LoopLimits(),
+    "calm": LoopLimits(),
+    "pop": LoopLimits(),
+}
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    n_notes: int
+    duration_s: float
+    notes_per_s: float
+    longest_note_s: float
+    longest_silence_s: float
+    glued_fraction: float
+    hammer_share: float
+    phrase_share: float
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+def _pitched(notes: Sequence) -> list:
+    return [n for n in notes if getattr(n, "instrument", None) != vocab.DRUMS_FAMILY]
+
+
+def glued_fraction(notes: Sequence, threshold_s: float = 0.01) -> float:
+    """The seed's measure: of consecutive notes of one pitch, the share whose gap is < 10 ms."""
+    pitched = sorted(_pitched(notes), key=lambda n: (n.pitch, n.start_s))
+    gaps = [b.start_s - a.end_s for a, b in zip(pitched, pitched[1:]) if a.pitch == b.pitch]
+    return float(np.mean(np.array(gaps) < threshold_s)) if gaps else 0.0
+
+
+def longest_silence_s(notes: Sequence) -> float:
+    """The longest stretch with nothing sounding between the first onset and the last release."""
+    spans = sorted((n.start_s, n.end_s) for n in notes)
+    longest, reach = 0.0, spans[0][1] if spans else 0.0
+    for start, end in spans[1:]:
+        longest = max(longest, start - reach)
+        reach = max(reach, end)
+    return longest
+
+
+def _onsets(notes: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Pitches and onsets (in 10 ms steps) of the pitched notes, in time order."""
+    pitched = sorted(_pitched(notes), key=lambda n: (n.start_s, n.pitch))
+    pitches = np.array([n.pitch for n in pitched], dtype=np.int64)
+    steps = np.array([round(n.start_s * 100) for n in pitched], dtype=np.int64)
+    return pitches, steps
+
+
+def hammer_share(pitches: np.ndarray, window: int) -> float:
+    """The largest share one pitch takes of the onsets in any `window` consecutive onsets."""
+    if len(pitches) == 0:
+        return 0.0
+    window = min(window, len(pitches))
+    counts = np.zeros((len(pitches) + 1, 128), dtype=np.int32)
+    np.cumsum(np.eye(128, dtype=np.int32)[pitches], axis=0, out=counts[1:])
+    return float((counts[window:] - counts[:-window]).max() / window)
+
+
+def phrase_share(pitches: np.ndarray, steps: np.ndarray, n: int) -> float:
+    """Share of onsets inside occurrences (3 or more) of the most repeated n-note phrase.
+
+    A phrase is n pitches and the n-1 onset intervals between them (10 ms steps), so only a
+    verbatim repeat matches, wherever it is in the track.
+    """
+    if len(pitches) < n:
+        return 0.0
+    intervals = np.diff(steps)
+    grams = [pitches[i:i + n].tobytes() + intervals[i:i + n - 1].tobytes() for i in range(len(pitches) - n + 1)]
+    phrase, count = Counter(grams).most_common(1)[0]
+    if count < 3:
+        return 0.0
+    covered = np.zeros(len(pitches), dtype=bool)
+    for i, gram in enumerate(grams):
+        if gram == phrase:
+            covered[i:i + n] = True
+    return float(covered.mean())
+
+
+def measure(notes: Sequence, duration_s: float, limits: LoopLimits = LoopLimits()) -> LoopStats:
+    """All detector statistics of a decoded track (Note objects: pitch, start_s, end_s, instrument)."""
+    pitches, steps = _onsets(notes)
+    duration_s = max(duration_s, max((n.end_s for n in notes), default=0.0))
+    return LoopStats(
+        n_notes=len(notes),
+        duration_s=duration_s,
+        notes_per_s=len(notes) / duration_s if duration_s > 0 else 0.0,
+        longest_note_s=max((n.end_s - n.start_s for n in notes), default=0.0),
+        longest_silence_s=longest_silence_s(notes),
+        glued_fraction=glued_fraction(notes),
+        hammer_share=hammer_share(pitches, limits.hammer_window_notes),
+        phrase_share=phrase_share(pitches, steps, limits.phrase_notes),
+    )
+
+
+# ---- detection --------------------------------------------------------------------------------
+
+def verdict(stats: LoopStats, limits: LoopLimits) -> str | None:
+    """The first detector that fires on these statistics, as a one-line reason; None if none."""
+    s, lim = stats, limits
+    if s.n_notes < lim.min_notes or s.notes_per_s < lim.min_notes_per_s:
+        return (f"too_few_notes: {s.n_notes} notes in {s.duration_s:.1f} s ({s.notes_per_s:.2f}/s; "
+                f"limit {lim.min_notes} notes and {lim.min_notes_per_s:.2f}/s)")
+    if s.longest_note_s > lim.max_note_s:
+        return f"stuck_note: a note held {s.longest_note_s:.1f} s (limit {lim.max_note_s:.1f} s)"
+    if s.longest_silence_s >= lim.max_silence_s:
+        return f"long_silence: {s.longest_silence_s:.1f} s of silence inside the track (limit {lim.max_silence_s:.1f} s)"
+    if s.glued_fraction > lim.max_glued_fraction:
+        return (f"glued_notes: {s.glued_fraction:.0%} of same-pitch repeats are glued "
+                f"(limit {lim.max_glued_fraction:.0%})")
+    if s.hammer_share > lim.max_hammer_share:
+        return (f"hammered_pitch: one pitch takes {s.hammer_share:.0%} of {lim.hammer_window_notes} "
+                f"consecutive notes (limit {lim.max_hammer_share:.0%})")
+    if s.phrase_share > lim.max_phrase_share:
+        return (f"phrase_loop: one {lim.phrase_notes}-note phrase repeated verbatim covers "
+                f"{s.phrase_share:.0%} of the notes (limit {lim.max_phrase_share:.0%})")
+    return None
+
+
+def detect(ids: Sequence[int], genre: str | None = None, limits: LoopLimits | None = None) -> str | None:
+    """A rejection reason for a token sequence (genre prefix optional), or None if it looks sound.
+
+    `limits` defaults to the genre's calibrated limits.
+    """
+    from generator.tokenizer import ids_to_notes, seconds_of
+
+    limits = limits if limits is not None else LoopLimits.for_genre(genre)
+    ids = [int(t) for t in ids]
+    return verdict(measure(ids_to_notes(ids), seconds_of(ids), limits), limits)
+
+
+# ---- calibration ------------------------------------------------------------------------------
+
+# statistic -> (LoopLimits field, True if the detector fires above the limit)
+_BOUNDS = {
+    "longest_note_s": ("max_note_s", True),
+    "longest_silence_s": ("max_silence_s", True),
+    "glued_fraction": ("max_glued_fraction", True),
+    "hammer_share": ("max_hammer_share", True),
+    "phrase_share": ("max_phrase_share", True),
+    "notes_per_s": ("min_notes_per_s", False),
+}
+
+
+@dataclass(frozen=True)
+class GenreCalibration:
+    genre: str
+    n_pieces: int
+    limits: LoopLimits
+    rejected_with_defaults: dict[str, int]  # detector -> real pieces it rejected at the base limits
+    rejected_with_limits: int  # real pieces rejected at the calibrated limits
+    quantiles: dict[str, tuple[float, float, float]]  # statistic -> (median, 95th percentile, max)
+
+
+def calibrate(pieces: Iterable[tuple[str, Sequence]], *, base: LoopLimits = LoopLimits(),
+              max_false_rejection: float = 0.05, margin: float = 1.1) -> dict[str, GenreCalibration]:
+    """Per-genre limits from real music: `pieces` yields (genre, notes) or (genre, ids).
+
+    Each limit starts at `base` and is loosened only as far as needed (times `margin`) so that at
+    most `max_false_rejection` of a genre's real pieces pass it.
+    """
+    stats_by_genre: dict[str, list[LoopStats]] = {}
+    for genre, piece in pieces:
+        stats_by_genre.setdefault(vocab.canonical_genre(genre), []).append(_measure_piece(piece, base))
+    return {genre: _calibrate_genre(genre, stats, base, max_false_rejection, margin)
+            for genre, stats in sorted(stats_by_genre.items())}
+
+
+def _measure_piece(piece: Sequence, limits: LoopLimits) -> LoopStats:
+    if piece and not hasattr(piece[0], "pitch"):
+        from generator.tokenizer import ids_to_notes, seconds_of
+
+        ids = [int(t) for t in piece]
+        return measure(ids_to_notes(ids), seconds_of(ids), limits)
+    return measure(piece, 0.0, limits)
+
+
+def _calibrate_genre(genre: str, stats: list[LoopStats], base: LoopLimits, rate: float,
+                     margin: float) -> GenreCalibration:
+    values = {name: np.array([getattr(s, name) for s in stats], dtype=float) for name in _BOUNDS}
+    changes: dict[str, float] = {}
+    for name, (field, upper) in _BOUNDS.items():
+        current = getattr(base, field)
+        if upper:
+            needed = float(np.quantile(values[name], 1 - rate, method="higher")) * margin
+            changes[field] = round(max(current, needed), 3)
+        else:
+            needed = float(np.quantile(values[name], rate, method="lower")) / margin
+            changes[field] = round(min(current, needed), 3)
+    for field in ("max_glued_fraction", "max_hammer_share", "max_phrase_share"):
+        changes[field] = min(changes[field], 1.0)
+    limits = replace(base, **changes)
+    with_defaults = Counter(v.split(":")[0] for s in stats if (v := verdict(s, base)))
+    with_limits = sum(verdict(s, limits) is not None for s in stats)
+    quantiles = {name: (float(np.median(v)), float(np.quantile(v, 0.95)), float(v.max()))
+                 for name, v in values.items()}
+    return GenreCalibration(genre, len(stats), limits, dict(with_defaults), with_limits, quantiles)
+
+
+def calibration_table(result: dict[str, GenreCalibration]) -> str:
+    """A Markdown table of a calibration, for docs/sampling.md."""
+    names = [f.name for f in fields(LoopLimits) if f.name not in ("hammer_window_notes", "phrase_notes", "min_notes")]
+    lines = ["| genre | pieces | rejected at defaults | rejected at limits | " + " | ".join(names) + " |",
+             "|" + "---|" * (4 + len(names))]
+    for cal in result.values():
+        limits = asdict(cal.limits)
+        defaults = ", ".join(f"{k} {v}" for k, v in sorted(cal.rejected_with_defaults.items())) or "none"
+        cells = [f"{limits[n]:g}" for n in names]
+        lines.append(f"| {cal.genre} | {cal.n_pieces} | {defaults} | {cal.rejected_with_limits} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
