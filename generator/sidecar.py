@@ -1,0 +1,87 @@
+"""The per-track JSON sidecar: what export writes last and the catalogue reads alone.
+
+Schema (version 1), all paths relative to the sidecar's folder, POSIX separators:
+{
+  "schema": "gen.track", "schema_version": 1, "generator": "gen 0.1.0",
+  "track": {track_id, title, genre, index, seed, bpm, key, duration_s (requested), model, recipe,
+            licence_note, tags: [..], sampling: {..}, extra: {..}},
+  "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note},
+  "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},
+  "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
+            cutdowns: {"60": {"duration_s": 60.0, "wav": path, "mp3": path}, ...}},
+  "piano_roll": {duration_s, instruments: [{name, program, is_drum}], notes: [[pitch, start_s, end_s, i]]},
+  "waveform": {points, min: [..], max: [..]}     # per-bucket min/max over both channels, 3 decimals
+}
+Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+SCHEMA = "gen.track"
+SCHEMA_VERSION = 1
+
+
+class SidecarError(ValueError):
+    """A sidecar that is not ours, not readable or not of a schema we understand."""
+
+
+def finite_or_none(value: Any) -> Any:
+    """Floats that JSON cannot hold (nan, inf) become None; containers are cleaned recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Strict JSON (allow_nan=False) to a temp file beside `path`, then os.replace."""
+    text = json.dumps(finite_or_none(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def is_safe_relative(path: str) -> bool:
+    """A relative POSIX path that stays inside its folder (no absolute path, no '..', no drive, no scheme)."""
+    if not isinstance(path, str) or not path or "\\" in path or ":" in path:
+        return False
+    pure = PurePosixPath(path)
+    return not pure.is_absolute() and ".." not in pure.parts
+
+
+def load_sidecar(path: Path) -> dict[str, Any]:
+    """Read and check one sidecar; raises SidecarError naming the file and what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SidecarError(f"{path}: not readable JSON ({error})") from error
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SidecarError(f"{path}: no 'schema': '{SCHEMA}' marker")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise SidecarError(f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    for key, kind in (("track", dict), ("loudness", dict), ("audio", dict), ("files", dict)):
+        if not isinstance(data.get(key), kind):
+            raise SidecarError(f"{path}: key '{key}' missing or not an object")
+    track = data["track"]
+    for key, kinds in (("track_id", str), ("title", str), ("genre", str), ("tags", list)):
+        if not isinstance(track.get(key), kinds):
+            raise SidecarError(f"{path}: key 'track.{key}' missing or of the wrong type")
+    duration = data["audio"].get("duration_s")
+    if not isinstance(duration, (int, float)) or not duration >= 0:
+        raise SidecarError(f"{path}: key 'audio.duration_s' = {duration!r} is not a duration")
+    return data
