@@ -1,0 +1,402 @@
+"""MIDI <-> token ids (the event vocabulary of generator.vocab). No torch.
+
+Two encodings share the vocabulary (docs/vocabulary.md has the full table and rules):
+
+- default (ours): all 128 pitches, integer 10 ms ticks (times rounded to the grid), VELOCITY only
+  when the velocity bin changes, INSTRUMENT(family) whenever the family of the next note event
+  differs from the last one, leading silence kept, same-pitch overlaps within a family resolved.
+- seed-compatible: bit-exact with the seed system's `encode(midi, use_piano_range=True)` and
+  `decode`, quirks included (piano range only, float truncation of some shifts, no leading silence).
+
+Sequences produced here never hold GENRE, END or PAD; decoders skip those and any unknown id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pretty_midi
+
+from generator import vocab
+from generator.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS  # 100: one tick is one 10 ms step
+DEFAULT_VELOCITY = 64  # a NOTE_ON decoded before any VELOCITY token (default encoding)
+SEED_DEFAULT_VELOCITY = 100  # the seed decoder's choice
+SEED_PITCH_RANGE = (21, 96)
+MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
+MIDI_TEMPO_BPM = 120.0
+
+_OFF, _ON = 0, 1  # order of simultaneous events inside one family: NOTE_OFFs first
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note; `instrument` is a family index into vocab.INSTRUMENT_FAMILIES (16 = drums)."""
+
+    pitch: int
+    start_s: float
+    end_s: float
+    velocity: int
+    instrument: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pitch <= 127:
+            raise ValueError(f"Note pitch {self.pitch} is outside 0..127")
+        if not 0 <= self.velocity <= 127:
+            raise ValueError(f"Note velocity {self.velocity} is outside 0..127")
+        if not 0 <= self.instrument < vocab.N_INSTRUMENTS:
+            raise ValueError(f"Note instrument family {self.instrument} is outside 0..{vocab.N_INSTRUMENTS - 1}")
+
+
+# --------------------------------------------------------------------------- MIDI files
+
+
+def _load(midi: str | Path | pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    if isinstance(midi, pretty_midi.PrettyMIDI):
+        return midi
+    path = Path(midi)
+    if not path.is_file():
+        raise InputError(f"{path}: MIDI file not found; fix: check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pretty_midi warns about meta events on odd tracks
+            return pretty_midi.PrettyMIDI(str(path))
+    except Exception as error:  # mido/pretty_midi raise many types for broken files
+        detail = " ".join(str(error).split())
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        raise InputError(
+            f"{path}: not a readable MIDI file ({reason}); fix: supply a standard MIDI file (.mid)"
+        ) from error
+
+
+def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
+    """All notes of a MIDI file in file order (instrument by instrument), times in seconds.
+
+    A corrupt or unreadable file raises InputError naming the file.
+    """
+    pm = _load(midi)
+    notes = []
+    for inst in pm.instruments:
+        family = int(vocab.instrument_family(int(inst.program), bool(inst.is_drum)))
+        for n in inst.notes:
+            start, end = float(n.start), float(n.end)
+            notes.append(Note(int(n.pitch), start, max(start, end), int(n.velocity), family))
+    return notes
+
+
+def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, seed_compatible: bool = False) -> list[int]:
+    """Token ids of a MIDI file (a path or a PrettyMIDI)."""
+    return notes_to_ids(midi_to_notes(midi), seed_compatible=seed_compatible)
+
+
+def ids_to_midi(
+    ids: Sequence[int],
+    *,
+    programs: Mapping[int, int] | None = None,
+    seed_compatible: bool = False,
+) -> pretty_midi.PrettyMIDI:
+    """A PrettyMIDI with one instrument per family present (named after the family).
+
+    `programs` maps family -> General MIDI program (default family * 8; drums use the drum kit).
+    Never raises for garbage ids: whatever cannot be decoded is skipped.
+    """
+    programs = dict(programs or {})
+    for family, program in programs.items():
+        if not 0 <= int(program) <= 127:
+            raise ValueError(f"programs[{family}] = {program} is outside 0..127")
+    pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
+    by_family: dict[int, list[Note]] = {}
+    for note in ids_to_notes(ids, seed_compatible=seed_compatible):
+        by_family.setdefault(note.instrument, []).append(note)
+    for family in sorted(by_family):
+        default_program = 0 if family == vocab.DRUMS_FAMILY else family * 8
+        inst = pretty_midi.Instrument(
+            program=int(programs.get(family, default_program)),
+            is_drum=family == vocab.DRUMS_FAMILY,
+            name=vocab.INSTRUMENT_FAMILIES[family],
+        )
+        inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, n.end_s) for n in by_family[family]]
+        pm.instruments.append(inst)
+    return pm
+
+
+# --------------------------------------------------------------------------- public codec
+
+
+def notes_to_ids(notes: Sequence[Note], *, seed_compatible: bool = False) -> list[int]:
+    """Token ids for notes (no GENRE prefix, no END)."""
+    return _seed_encode(notes) if seed_compatible else _encode(notes)
+
+
+def ids_to_notes(ids: Sequence[int], *, seed_compatible: bool = False) -> list[Note]:
+    """Notes for token ids; never raises: GENRE/END/PAD/unknown ids and orphan NOTE_OFFs are skipped.
+
+    Default encoding: notes come sorted by (start, family, pitch) and last at least one tick.
+    Seed-compatible: exactly the notes (and order) of the seed decoder.
+    """
+    return _seed_decode(ids) if seed_compatible else _decode(ids)
+
+
+def seconds_of(ids: Sequence[int]) -> float:
+    """Music time the ids cover: the sum of their time shifts, in seconds."""
+    ticks = sum(int(t) - vocab.TIME_SHIFT + 1 for t in ids if vocab.TIME_SHIFT <= int(t) < vocab.END)
+    return ticks / TICKS_PER_S
+
+
+def names(ids: Sequence[int]) -> list[str]:
+    """Readable token names, e.g. NOTE_ON(60), TIME_SHIFT(120ms)."""
+    return [vocab.token_name(t) for t in ids]
+
+
+def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0) -> list[int]:
+    """Transpose pitched notes by `transpose` semitones and scale time by `stretch` (training).
+
+    Works token by token, so a window cut from the middle of a piece stays a window: drums are
+    never transposed; notes pushed out of 0..127 are dropped (their ON and OFF alike); absolute
+    times are scaled and rounded to the tick grid without drift, and two event times that were
+    apart stay at least one tick apart. GENRE/END/PAD and unknown ids pass through in place.
+    The result is valid default-encoding ids (no redundant VELOCITY or INSTRUMENT tokens).
+    """
+    if not stretch > 0 or not math.isfinite(stretch):
+        raise ValueError(f"stretch must be a positive finite number, got {stretch}")
+    return _Augmenter(int(transpose), float(stretch)).run(ids)
+
+
+# --------------------------------------------------------------------------- default encoding
+
+
+def _tick(seconds: float) -> int:
+    """Seconds -> 10 ms ticks, rounding half up (never negative)."""
+    return max(0, math.floor(seconds * TICKS_PER_S + 0.5))
+
+
+def _time_shifts(ticks: int) -> list[int]:
+    """TIME_SHIFT tokens for a gap: whole 1 s steps first, then the remainder."""
+    full, rest = divmod(ticks, vocab.N_TIME_SHIFTS)
+    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * full
+    if rest:
+        out.append(vocab.TIME_SHIFT + rest - 1)
+    return out
+
+
+def _resolved_notes(notes: Sequence[Note]) -> list[tuple[int, int, int, int, int]]:
+    """(start_tick, end_tick, family, pitch, velocity) with at most one sounding note per
+    (family, pitch): same-onset duplicates merge (longest end, loudest velocity) and an earlier
+    note is cut where a later one of the same pitch starts (a retrigger, as a synth plays it)."""
+    by_key: dict[tuple[int, int], list[list[int]]] = {}
+    for n in notes:
+        start = _tick(n.start_s)
+        end = max(start + 1, _tick(n.end_s))  # zero-length notes survive as one tick
+        by_key.setdefault((n.instrument, n.pitch), []).append([start, end, n.velocity])
+    out = []
+    for (family, pitch), group in by_key.items():
+        group.sort()
+        merged: list[list[int]] = []
+        for start, end, velocity in group:
+            if merged and merged[-1][0] == start:
+                merged[-1][1] = max(merged[-1][1], end)
+                merged[-1][2] = max(merged[-1][2], velocity)
+                continue
+            if merged and merged[-1][1] > start:
+                merged[-1][1] = start
+            merged.append([start, end, velocity])
+        out.extend((s, e, family, pitch, v) for s, e, v in merged)
+    return out
+
+
+def _encode(notes: Sequence[Note]) -> list[int]:
+    # tick -> family -> [(kind, pitch, velocity)]
+    events: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
+    for start, end, family, pitch, velocity in _resolved_notes(notes):
+        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity))
+        events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, 0))
+    out: list[int] = []
+    now, family_now, bin_now = 0, -1, -1
+    for tick in sorted(events):
+        out += _time_shifts(tick - now)
+        now = tick
+        groups = events[tick]
+        # The family already current goes first (saves an INSTRUMENT token), then ascending.
+        for family in sorted(groups, key=lambda f: (f != family_now, f)):
+            if family != family_now:
+                out.append(vocab.INSTRUMENT + family)
+                family_now = family
+            for kind, pitch, velocity in sorted(groups[family]):
+                if kind == _OFF:
+                    out.append(vocab.NOTE_OFF + pitch)
+                    continue
+                velocity_bin = velocity * vocab.N_VELOCITY_BINS // 128
+                if velocity_bin != bin_now:
+                    out.append(vocab.VELOCITY + velocity_bin)
+                    bin_now = velocity_bin
+                out.append(vocab.NOTE_ON + pitch)
+    return out
+
+
+def _bin_velocity(velocity_bin: int) -> int:
+    """The centre of a 4-wide velocity bin: 0 -> 2, 31 -> 126."""
+    return velocity_bin * 4 + 2
+
+
+def _decode(ids: Sequence[int]) -> list[Note]:
+    now, family, velocity = 0, 0, DEFAULT_VELOCITY
+    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (family, pitch) -> (start_tick, velocity)
+    done: list[tuple[int, int, int, int, int]] = []
+
+    def close(key: tuple[int, int]) -> None:
+        start, vel = sounding.pop(key)
+        done.append((start, max(now, start + 1), key[0], key[1], vel))
+
+    for token in ids:
+        t = int(token)
+        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
+            key = (family, t - vocab.NOTE_ON)
+            if key in sounding:
+                if sounding[key][0] == now:
+                    continue  # the same note struck twice at once: keep the first
+                close(key)  # a retrigger ends the sounding note
+            sounding[key] = (now, velocity)
+        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
+            key = (family, t - vocab.NOTE_OFF)
+            if key in sounding:
+                close(key)
+        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
+            velocity = _bin_velocity(t - vocab.VELOCITY)
+        elif vocab.TIME_SHIFT <= t < vocab.END:
+            now += t - vocab.TIME_SHIFT + 1
+        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+            family = t - vocab.INSTRUMENT
+    for key in list(sounding):
+        close(key)  # notes left open end at the last time
+    done.sort()
+    return [Note(p, s / TICKS_PER_S, e / TICKS_PER_S, v, f) for s, e, f, p, v in done]
+
+
+class _Augmenter:
+    """Token-level transpose and time stretch, re-emitting VELOCITY/INSTRUMENT only where needed."""
+
+    def __init__(self, transpose: int, stretch: float) -> None:
+        self.transpose, self.stretch = transpose, stretch
+        self.out: list[int] = []
+        self.family_in = -1  # -1: no INSTRUMENT seen yet (the decoder's default family)
+        self.family_out: int | None = None
+        self.bin_in: int | None = None
+        self.bin_out: int | None = None
+        self.ticks_in = self.flushed_in = self.ticks_out = 0
+
+    def run(self, ids: Sequence[int]) -> list[int]:
+        for token in ids:
+            t = int(token)
+            if vocab.TIME_SHIFT <= t < vocab.END:
+                self.ticks_in += t - vocab.TIME_SHIFT + 1
+            elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
+                self.bin_in = t - vocab.VELOCITY
+            elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+                self.family_in = t - vocab.INSTRUMENT
+            elif vocab.NOTE_ON <= t < vocab.VELOCITY:
+                self._note_event(t)
+            else:
+                self._flush_time()
+                self.out.append(t)
+        self._flush_time()
+        return self.out
+
+    def _flush_time(self) -> None:
+        if self.ticks_in == self.flushed_in:
+            return
+        target = max(self.ticks_out + 1, math.floor(self.ticks_in * self.stretch + 0.5))
+        self.out += _time_shifts(target - self.ticks_out)
+        self.ticks_out, self.flushed_in = target, self.ticks_in
+
+    def _note_event(self, t: int) -> None:
+        is_on = t < vocab.NOTE_OFF
+        pitch = t - (vocab.NOTE_ON if is_on else vocab.NOTE_OFF)
+        if self.family_in != vocab.DRUMS_FAMILY:
+            pitch += self.transpose
+        if not 0 <= pitch <= 127:
+            return
+        self._flush_time()
+        if self.family_in != self.family_out:
+            if self.family_in >= 0:
+                self.out.append(vocab.INSTRUMENT + self.family_in)
+            self.family_out = self.family_in
+        if is_on and self.bin_in is not None and self.bin_in != self.bin_out:
+            self.out.append(vocab.VELOCITY + self.bin_in)
+            self.bin_out = self.bin_in
+        self.out.append((vocab.NOTE_ON if is_on else vocab.NOTE_OFF) + pitch)
+
+
+# --------------------------------------------------------------------------- seed encoding
+# Reproduces the seed system's encoder/decoder float for float (its quirks are the point).
+
+_SEED_VELOCITY, _SEED_ON, _SEED_OFF = 0, 1, 2
+_SEED_STEP_S = 0.01
+
+
+def _seed_round(x: float, step: float = _SEED_STEP_S) -> float:
+    return round(x / step) * step
+
+
+def _seed_shift_tokens(dt: float) -> list[int]:
+    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * int(dt // 1.0)
+    rest = _seed_round(dt % 1.0)
+    if rest > 0:
+        out.append(vocab.TIME_SHIFT + int(rest * vocab.N_TIME_SHIFTS) - 1)  # truncation: 0.29 -> 28
+    return out
+
+
+def _seed_encode(notes: Sequence[Note]) -> list[int]:
+    low, high = SEED_PITCH_RANGE
+    events: list[tuple[float, int, int]] = []
+    for n in notes:
+        if n.instrument == vocab.DRUMS_FAMILY or not low <= n.pitch <= high:
+            continue
+        events += [(n.start_s, _SEED_VELOCITY, n.velocity), (n.start_s, _SEED_ON, n.pitch),
+                   (n.end_s, _SEED_OFF, n.pitch)]
+    events.sort(key=lambda e: e[0])  # stable: simultaneous events keep file order
+    out: list[int] = []
+    previous = None
+    for time_s, kind, value in events:
+        time_s = _seed_round(time_s)
+        if previous is not None and time_s != previous:
+            out += _seed_shift_tokens(time_s - previous)  # no shift before the first event
+        previous = time_s
+        if kind == _SEED_VELOCITY:
+            out.append(vocab.VELOCITY + value * vocab.N_VELOCITY_BINS // 128)
+        elif kind == _SEED_ON:
+            out.append(vocab.NOTE_ON + value)
+        else:
+            out.append(vocab.NOTE_OFF + value)
+    return out
+
+
+def _seed_decode(ids: Sequence[int]) -> list[Note]:
+    now: float = 0
+    velocity = SEED_DEFAULT_VELOCITY
+    sounding: dict[int, tuple[int, float]] = {}  # pitch -> (velocity, start); first ON wins
+    notes: list[Note] = []
+    for token in ids:
+        t = int(token)
+        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
+            sounding.setdefault(t, (velocity, now))
+        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
+            pitch = t - vocab.NOTE_OFF
+            if pitch in sounding:
+                vel, start = sounding.pop(pitch)
+                notes.append(Note(pitch, start, now, vel))
+        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
+            velocity = max(1, (t - vocab.VELOCITY) * 128 // vocab.N_VELOCITY_BINS)
+        elif vocab.TIME_SHIFT <= t < vocab.END:
+            now += (t - vocab.TIME_SHIFT + 1) * _SEED_STEP_S
+    for pitch, (vel, start) in sounding.items():
+        if start != now:
+            notes.append(Note(pitch, start, now, vel))
+    return notes
