@@ -159,15 +159,16 @@ def names(ids: Sequence[int]) -> list[str]:
 def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0) -> list[int]:
     """Transpose pitched notes by `transpose` semitones and scale time by `stretch` (training).
 
-    Works token by token, so a window cut from the middle of a piece stays a window: drums are
-    never transposed; notes pushed out of 0..127 are dropped (their ON and OFF alike); absolute
-    times are scaled and rounded to the tick grid without drift, and two event times that were
-    apart stay at least one tick apart. GENRE/END/PAD and unknown ids pass through in place.
-    The result is valid default-encoding ids (no redundant VELOCITY or INSTRUMENT tokens).
+    Works on the event stream, not on decoded notes, so a window cut from the middle of a piece
+    stays that window (open notes, orphan NOTE_OFFs and all): drums are never transposed; notes
+    pushed out of 0..127 are dropped (their NOTE_ON and NOTE_OFF alike); absolute times are scaled
+    and rounded to the tick grid without drift, and event times that were apart stay at least one
+    tick apart. GENRE/END/PAD pass through in place; ids outside the vocabulary are dropped. The
+    result is in the canonical default encoding (no redundant VELOCITY or INSTRUMENT tokens).
     """
     if not stretch > 0 or not math.isfinite(stretch):
         raise ValueError(f"stretch must be a positive finite number, got {stretch}")
-    return _Augmenter(int(transpose), float(stretch)).run(ids)
+    return _augment(ids, int(transpose), float(stretch))
 
 
 # --------------------------------------------------------------------------- default encoding
@@ -212,33 +213,52 @@ def _resolved_notes(notes: Sequence[Note]) -> list[tuple[int, int, int, int, int
     return out
 
 
-def _encode(notes: Sequence[Note]) -> list[int]:
-    # tick -> family -> [(kind, pitch, velocity)]
-    events: dict[int, dict[int, list[tuple[int, int, int]]]] = {}
-    for start, end, family, pitch, velocity in _resolved_notes(notes):
-        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity))
-        events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, 0))
-    out: list[int] = []
-    now, family_now, bin_now = 0, -1, -1
-    for tick in sorted(events):
-        out += _time_shifts(tick - now)
-        now = tick
-        groups = events[tick]
-        # The family already current goes first (saves an INSTRUMENT token), then ascending.
-        for family in sorted(groups, key=lambda f: (f != family_now, f)):
-            if family != family_now:
-                out.append(vocab.INSTRUMENT + family)
-                family_now = family
-            for kind, pitch, velocity in sorted(groups[family]):
+# One event inside a tick: (kind, pitch, velocity bin or None when unknown); grouped by family.
+_Group = dict[int, list[tuple[int, int, "int | None"]]]
+_IMPLICIT = -1  # augmenting a window: notes before its first INSTRUMENT token (decoded as piano)
+
+
+class _Emitter:
+    """Writes tick groups in the canonical order, with VELOCITY/INSTRUMENT only where they change.
+
+    Inside one tick the family already current goes first (it needs no INSTRUMENT token), then
+    the others by ascending index; inside a family NOTE_OFFs precede NOTE_ONs, each by ascending
+    pitch (NOTE_ONs of unknown velocity, possible only at the start of a window, go first)."""
+
+    def __init__(self, family: int | None = None) -> None:
+        self.out: list[int] = []
+        self.family, self.velocity_bin = family, None
+        self.tick = 0
+
+    def advance_to(self, tick: int) -> None:
+        self.out += _time_shifts(tick - self.tick)
+        self.tick = tick
+
+    def group(self, groups: _Group) -> None:
+        for family in sorted(groups, key=lambda f: (f != self.family, f)):
+            if family != self.family:
+                self.out.append(vocab.INSTRUMENT + family)
+                self.family = family
+            for kind, _, pitch, velocity_bin in sorted((k, b is not None, p, b) for k, p, b in groups[family]):
                 if kind == _OFF:
-                    out.append(vocab.NOTE_OFF + pitch)
+                    self.out.append(vocab.NOTE_OFF + pitch)
                     continue
-                velocity_bin = velocity * vocab.N_VELOCITY_BINS // 128
-                if velocity_bin != bin_now:
-                    out.append(vocab.VELOCITY + velocity_bin)
-                    bin_now = velocity_bin
-                out.append(vocab.NOTE_ON + pitch)
-    return out
+                if velocity_bin is not None and velocity_bin != self.velocity_bin:
+                    self.out.append(vocab.VELOCITY + velocity_bin)
+                    self.velocity_bin = velocity_bin
+                self.out.append(vocab.NOTE_ON + pitch)
+
+
+def _encode(notes: Sequence[Note]) -> list[int]:
+    events: dict[int, _Group] = {}  # tick -> family -> events
+    for start, end, family, pitch, velocity in _resolved_notes(notes):
+        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity * vocab.N_VELOCITY_BINS // 128))
+        events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, None))
+    emitter = _Emitter()
+    for tick in sorted(events):
+        emitter.advance_to(tick)
+        emitter.group(events[tick])
+    return emitter.out
 
 
 def _bin_velocity(velocity_bin: int) -> int:
@@ -280,58 +300,47 @@ def _decode(ids: Sequence[int]) -> list[Note]:
     return [Note(p, s / TICKS_PER_S, e / TICKS_PER_S, v, f) for s, e, f, p, v in done]
 
 
-class _Augmenter:
-    """Token-level transpose and time stretch, re-emitting VELOCITY/INSTRUMENT only where needed."""
+def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
+    """Parse into tick groups (keeping each event's family and velocity state), transform them,
+    and write them back through the canonical emitter."""
+    items: list[tuple[int, _Group | int]] = []  # (input tick, events of one group | passed-through id)
+    tick, family, velocity_bin = 0, _IMPLICIT, None
+    for token in ids:
+        t = int(token)
+        if vocab.TIME_SHIFT <= t < vocab.END:
+            tick += t - vocab.TIME_SHIFT + 1
+        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
+            velocity_bin = t - vocab.VELOCITY
+        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+            family = t - vocab.INSTRUMENT
+        elif vocab.NOTE_ON <= t < vocab.VELOCITY:
+            kind = _ON if t < vocab.NOTE_OFF else _OFF
+            pitch = t - (vocab.NOTE_ON if kind == _ON else vocab.NOTE_OFF)
+            pitch += 0 if family == vocab.DRUMS_FAMILY else transpose
+            if not 0 <= pitch <= 127:
+                continue  # pushed out of range: its NOTE_ON and NOTE_OFF both go
+            if not items or items[-1][0] != tick or not isinstance(items[-1][1], dict):
+                items.append((tick, {}))
+            items[-1][1].setdefault(family, []).append((kind, pitch, velocity_bin if kind == _ON else None))
+        elif vocab.END <= t < vocab.INSTRUMENT:
+            items.append((tick, t))  # GENRE/END/PAD stay where they are; unknown ids go
+    emitter = _Emitter(family=_IMPLICIT)
+    last_in = 0
 
-    def __init__(self, transpose: int, stretch: float) -> None:
-        self.transpose, self.stretch = transpose, stretch
-        self.out: list[int] = []
-        self.family_in = -1  # -1: no INSTRUMENT seen yet (the decoder's default family)
-        self.family_out: int | None = None
-        self.bin_in: int | None = None
-        self.bin_out: int | None = None
-        self.ticks_in = self.flushed_in = self.ticks_out = 0
+    def advance(item_tick: int) -> None:
+        nonlocal last_in
+        if item_tick > last_in:  # distinct times stay at least one tick apart, without drift
+            emitter.advance_to(max(emitter.tick + 1, math.floor(item_tick * stretch + 0.5)))
+            last_in = item_tick
 
-    def run(self, ids: Sequence[int]) -> list[int]:
-        for token in ids:
-            t = int(token)
-            if vocab.TIME_SHIFT <= t < vocab.END:
-                self.ticks_in += t - vocab.TIME_SHIFT + 1
-            elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
-                self.bin_in = t - vocab.VELOCITY
-            elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
-                self.family_in = t - vocab.INSTRUMENT
-            elif vocab.NOTE_ON <= t < vocab.VELOCITY:
-                self._note_event(t)
-            else:
-                self._flush_time()
-                self.out.append(t)
-        self._flush_time()
-        return self.out
-
-    def _flush_time(self) -> None:
-        if self.ticks_in == self.flushed_in:
-            return
-        target = max(self.ticks_out + 1, math.floor(self.ticks_in * self.stretch + 0.5))
-        self.out += _time_shifts(target - self.ticks_out)
-        self.ticks_out, self.flushed_in = target, self.ticks_in
-
-    def _note_event(self, t: int) -> None:
-        is_on = t < vocab.NOTE_OFF
-        pitch = t - (vocab.NOTE_ON if is_on else vocab.NOTE_OFF)
-        if self.family_in != vocab.DRUMS_FAMILY:
-            pitch += self.transpose
-        if not 0 <= pitch <= 127:
-            return
-        self._flush_time()
-        if self.family_in != self.family_out:
-            if self.family_in >= 0:
-                self.out.append(vocab.INSTRUMENT + self.family_in)
-            self.family_out = self.family_in
-        if is_on and self.bin_in is not None and self.bin_in != self.bin_out:
-            self.out.append(vocab.VELOCITY + self.bin_in)
-            self.bin_out = self.bin_in
-        self.out.append((vocab.NOTE_ON if is_on else vocab.NOTE_OFF) + pitch)
+    for item_tick, item in items:
+        advance(item_tick)
+        if isinstance(item, dict):
+            emitter.group(item)
+        else:
+            emitter.out.append(item)
+    advance(tick)  # trailing time shifts of a window
+    return emitter.out
 
 
 # --------------------------------------------------------------------------- seed encoding
