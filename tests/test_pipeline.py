@@ -1,0 +1,168 @@
+"""End to end: recipe -> files, resume after SIGKILL, the lock, shards, hostile titles."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PERMISSIVE_LOOPS = {
+    "max_attempts": 2,
+    "thresholds": {"min_notes": 1, "min_notes_per_s": 0.0, "max_note_s": 1000.0, "max_silence_s": 1000.0,
+                   "max_glued_fraction": 1.0, "max_hammer_share": 1.0, "max_phrase_share": 1.0},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from generator.model import ModelConfig, MusicTransformer, save_checkpoint
+
+    torch.manual_seed(0)
+    model = MusicTransformer(ModelConfig.tiny())
+    with torch.no_grad():  # lean towards short time shifts and notes so tracks fill quickly
+        bias = model.head.bias
+        bias.zero_()
+        bias[288:300] += 3.0
+        bias[40:80] += 2.0
+        bias[168:208] += 2.5
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, {"name": "tiny-test"})
+    return path
+
+
+def write_recipe(folder: Path, checkpoint: Path, **overrides) -> Path:
+    recipe = {
+        "name": "Test Lib",
+        "seed": 7,
+        "model": str(checkpoint),
+        "genres": {"jazz": 2, "calm": 1},
+        "duration_s": [4, 6],
+        "sampling": {"temperature": [0.9, 1.0], "top_k": 40},
+        "loops": PERMISSIVE_LOOPS,
+        "outputs": {"mp3": False, "cutdowns_s": [2], "catalogue": True},
+        "output": str(folder / "out"),
+    }
+    recipe.update(overrides)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def gen(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
+                            cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"gen {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def midi_bytes(out: Path) -> dict[str, bytes]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    found = {}
+    for track_id, record in manifest["tracks"].items():
+        (midi,) = (out / record["folder"]).glob("*.mid")
+        found[track_id] = midi.read_bytes()
+    return found
+
+
+@pytest.mark.slow
+def test_batch_writes_every_file_and_the_catalogue(tmp_path, tiny_checkpoint):
+    recipe = write_recipe(tmp_path, tiny_checkpoint)
+    result = gen("batch", str(recipe), "--json")
+    report = json.loads(result.stdout)
+    assert [t["status"] for t in report["tracks"]] == ["done"] * 3
+    out = tmp_path / "out"
+    assert (out / "index.html").exists()
+    for track in report["tracks"]:
+        folder = out / track["folder"]
+        assert list(folder.glob("*.mid")) and list(folder.glob("*.wav")) and list(folder.glob("*.json"))
+    # a second run finds everything done and skips it
+    again = json.loads(gen("batch", str(recipe), "--json").stdout)
+    assert [t["status"] for t in again["tracks"]] == ["skipped"] * 3
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_midi_bytes(tmp_path, tiny_checkpoint):
+    (tmp_path / "a").mkdir()
+    whole = write_recipe(tmp_path / "a", tiny_checkpoint)
+    gen("batch", str(whole), "--quiet")
+    expected = midi_bytes(tmp_path / "a" / "out")
+
+    (tmp_path / "b").mkdir()
+    killed = write_recipe(tmp_path / "b", tiny_checkpoint)
+    out = tmp_path / "b" / "out"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "batch", str(killed), "--quiet"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill as soon as the first track is in the manifest
+        manifest = out / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text())["tracks"]:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gen("batch", str(killed), "--quiet")
+    assert midi_bytes(out) == expected
+    assert not list(out.glob(".partial-*"))
+
+
+@pytest.mark.slow
+def test_second_run_on_a_locked_folder_refuses(tmp_path, tiny_checkpoint):
+    from generator.buildstate import OutputLock
+
+    recipe = write_recipe(tmp_path, tiny_checkpoint)
+    with OutputLock(tmp_path / "out"):
+        result = gen("batch", str(recipe), "--quiet", check=False)
+    assert result.returncode == 3
+    assert "another gen batch" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_two_shards_build_the_same_library_as_one_run(tmp_path, tiny_checkpoint):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, genres={"pop": 10}, duration_s=3,
+                          outputs={"mp3": False, "stems": False, "cutdowns_s": [], "catalogue": False})
+    whole, s1, s2 = tmp_path / "whole", tmp_path / "s1", tmp_path / "s2"
+    gen("batch", str(recipe), "--quiet", "--out", str(whole))
+    gen("batch", str(recipe), "--quiet", "--out", str(s1), "--shard", "1/2")
+    gen("batch", str(recipe), "--quiet", "--out", str(s2), "--shard", "2/2")
+    merged = {**midi_bytes(s1), **midi_bytes(s2)}
+    assert set(midi_bytes(s1)).isdisjoint(midi_bytes(s2))
+    assert merged == midi_bytes(whole)
+    gen("catalogue", str(s1), str(s2), "--out", str(tmp_path / "merged"))
+    html = (tmp_path / "merged" / "index.html").read_text()
+    assert html.count('class="card"') == 10 or html.count("data-track-id") >= 10
+
+
+@pytest.mark.slow
+def test_hostile_title_cannot_escape_or_inject(tmp_path, tiny_checkpoint):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, name="../../<script>alert(1)</script>", genres={"jazz": 1},
+                          title_template="{name} ../x {n}")
+    gen("batch", str(recipe), "--quiet")
+    out = tmp_path / "out"
+    for path in tmp_path.rglob("*"):
+        assert path.resolve().is_relative_to(tmp_path.resolve())
+        assert "<" not in path.name and " " not in path.name
+    html = (out / "index.html").read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_bad_recipe_is_one_line_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nseed: 1\ngenres: {jazz: 0}\ncount: -1\n", encoding="utf-8")
+    result = gen("batch", str(path), check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error: ")
+    assert not any(tmp_path.glob("output*")) and not (ROOT / "output" / "x").exists()
