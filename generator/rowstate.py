@@ -1,0 +1,150 @@
+"""One generated row's state: its music clock, sounding notes, ending phase and allowed tokens.
+
+The ending policy (docs/sampling.md, "Duration and endings"): a track plays freely until
+`target - tail`; from there no new note starts; at the target the notes still sounding are
+released and END follows. Time shifts never run past the target, and END is masked before it,
+so a finished track lasts the target to the 10 ms tick. `ring` uses a longer tail in which the
+notes sounding at its start ring on to the target (no model call is needed for that); `fade`
+uses a short tail in which the model may still release notes, and leaves the fade to the renderer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from generator import vocab
+
+ENDINGS = ("ring", "fade")
+TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS
+TOKENS_PER_S_CAP = 100  # a row is closed after this many new tokens per target second (+ CAP_SLACK)
+CAP_SLACK = 256
+UNIFORM_CHUNK = 256
+MAX_SHIFT_TICKS = vocab.N_TIME_SHIFTS
+
+
+def tail_ticks(target_ticks: int, ending: str) -> int:
+    """Ticks before the target from which no new note starts."""
+    if ending == "ring":
+        return int(min(max(0.08 * target_ticks, TICKS_PER_S), 3 * TICKS_PER_S, target_ticks))
+    return int(min(0.5 * TICKS_PER_S, target_ticks))
+
+
+def shift_tokens(ticks: int) -> list[int]:
+    """TIME_SHIFT tokens covering `ticks` (1 s steps, then the rest)."""
+    full, rest = divmod(ticks, MAX_SHIFT_TICKS)
+    return [vocab.TIME_SHIFT + MAX_SHIFT_TICKS - 1] * full + ([vocab.TIME_SHIFT + rest - 1] if rest else [])
+
+
+class RowState:
+    """A row's tokens (primer + new, no genre), clock in ticks, sounding (family, pitch) set,
+    and its own random stream. Mirrors tokenizer._decode's note semantics."""
+
+    def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
+                 ending: str, seed: int, vocab_size: int) -> None:
+        self.index = index
+        self.genre_token = genre_token
+        self.tokens: list[int] = []
+        self.ticks = 0
+        self.family = 0
+        self.sounding: set[tuple[int, int]] = set()
+        self.target_ticks = round(target_s * TICKS_PER_S)
+        self.ending = ending
+        self.tail = tail_ticks(self.target_ticks, ending)
+        self.n_primer = len(primer)
+        self.cap = int(target_s * TOKENS_PER_S_CAP) + CAP_SLACK
+        self.vocab_size = vocab_size
+        self.has_instruments = vocab_size > vocab.INSTRUMENT
+        self.stop_reason: str | None = None
+        self.score = 0.0  # beam search: sum of log-probabilities
+        self._rng = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+        self._uniforms = torch.empty(0)
+        self._next = 0
+        for token in primer:
+            self.push(token)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    @property
+    def n_new(self) -> int:
+        return len(self.tokens) - self.n_primer
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def releasing(self) -> bool:
+        return self.ticks >= self.target_ticks - self.tail
+
+    def push(self, token: int) -> None:
+        t = int(token)
+        self.tokens.append(t)
+        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
+            self.sounding.add((self.family, t - vocab.NOTE_ON))
+        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
+            self.sounding.discard((self.family, t - vocab.NOTE_OFF))
+        elif vocab.TIME_SHIFT <= t < vocab.END:
+            self.ticks += t - vocab.TIME_SHIFT + 1
+        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+            self.family = t - vocab.INSTRUMENT
+
+    def uniform(self) -> float:
+        """The next number of this row's own stream (a row samples alike in any batch)."""
+        if self._next >= len(self._uniforms):
+            self._uniforms = torch.rand(UNIFORM_CHUNK, generator=self._rng, dtype=torch.float64)
+            self._next = 0
+        self._next += 1
+        return float(self._uniforms[self._next - 1])
+
+    def prompt(self, max_seq: int) -> list[int]:
+        """[genre] + the row's tokens, or + its last max_seq // 2 when they do not fit."""
+        if 1 + len(self.tokens) <= max_seq:
+            return [self.genre_token, *self.tokens]
+        return [self.genre_token, *self.tokens[-(max_seq // 2):]]
+
+    # -- the ending -----------------------------------------------------------------------------
+    def close(self, reason: str, *, ring_ticks: int = 0, fill: bool = False) -> None:
+        """Append a musical close: sounding notes ring up to `ring_ticks` (or, with `fill`, the
+        clock runs on to the target either way), then NOTE_OFF for every sounding note, END."""
+        remaining = max(0, self.target_ticks - self.ticks)
+        wait = remaining if fill else (min(ring_ticks, remaining) if self.sounding else 0)
+        for token in shift_tokens(wait):
+            self.push(token)
+        for family, pitch in sorted(self.sounding, key=lambda k: (k[0] != self.family, k)):
+            if family != self.family and self.has_instruments:
+                self.push(vocab.INSTRUMENT + family)
+            self.push(vocab.NOTE_OFF + pitch)
+        self.push(vocab.END)
+        self.stop_reason = reason
+
+    def settle(self, deadline_hit: bool) -> None:
+        """Finish the row if nothing is left for the model to decide (or a limit is reached)."""
+        if self.done:
+            return
+        if deadline_hit:
+            self.close("time_budget", ring_ticks=TICKS_PER_S)
+        elif self.n_new >= self.cap:
+            self.close("token_cap")
+        elif self.ticks >= self.target_ticks or (self.releasing and not self._release_choices()):
+            self.close("duration", fill=True)
+
+    def _release_choices(self) -> bool:
+        """In the tail, does the model still choose anything? (fade: releasing sounding notes)."""
+        return self.ending == "fade" and bool(self.sounding)
+
+    def allowed(self) -> np.ndarray:
+        """(V,) bool: the tokens this row may emit next."""
+        m = np.ones(self.vocab_size, dtype=bool)
+        m[vocab.END:vocab.INSTRUMENT] = False  # END comes from the ending policy; PAD, GENRE never
+        remaining = self.target_ticks - self.ticks
+        m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
+        if self.releasing:
+            m[vocab.NOTE_ON:vocab.TIME_SHIFT] = False
+            families = {f for f, _ in self.sounding}
+            for pitch in (p for f, p in self.sounding if f == self.family):
+                m[vocab.NOTE_OFF + pitch] = True
+            if self.has_instruments:
+                m[vocab.INSTRUMENT:] = False
+                for family in families - {self.family}:
+                    m[vocab.INSTRUMENT + family] = True
+        return m
