@@ -104,6 +104,11 @@ class TrackFiles:
     sidecar: Path
 
 
+# Latin letters that NFKD does not split into a base letter and an accent.
+_LATIN_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
+                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "Th", "ð": "d"})
+
+
 def safe_name(text: str) -> str:
     """Lowercase ASCII letters, digits and single '-', at most 48 characters, never empty.
 
@@ -111,7 +116,7 @@ def safe_name(text: str) -> str:
     left, a short hash of the original text is appended so distinct titles keep distinct names.
     """
     text = str(text)
-    folded = unicodedata.normalize("NFKD", text)
+    folded = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
     ascii_text = folded.encode("ascii", "ignore").decode("ascii")
     lost = any(unicodedata.category(c)[0] in "LN" for c in folded if not c.isascii())
     name = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
@@ -310,7 +315,8 @@ def _export_into(
         midi.write(str(staging / f"{base}.mid"))
         files["midi"] = f"{base}.mid"
     files.update(_write_audio_set(staging, base, wav_mix, mp3_mix, info, mastered, settings, info.title))
-    files["stems"] = _write_stems(staging, base, info, mastered, settings, wav_mix.shape[0]) if settings.write_stems else {}
+    frames = wav_mix.shape[0]
+    files["stems"] = _write_stems(staging, base, info, mastered, settings, frames) if settings.write_stems else {}
     files["cutdowns"] = _write_cutdowns(staging, base, info, mastered, settings, wav_mix, mp3_mix)
     files["sidecar"] = f"{base}.json"
     duration_s = wav_mix.shape[0] / settings.wav_sample_rate

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 RMS_WINDOW_S = 0.05  # 50 ms: short enough to find the gap between two phrases, long enough to ignore a cycle
+LULL_RATIO = 0.5  # a window at least 6 dB quieter than the plain fade start counts as a lull
 
 
 def to_stereo(audio: np.ndarray) -> np.ndarray:
@@ -78,9 +79,10 @@ def rms_curve(mono: np.ndarray, window: int) -> np.ndarray:
 def cutdown(audio: np.ndarray, sample_rate: int, length_s: float, fade_s: float, search_s: float) -> np.ndarray:
     """An excerpt of exactly round(length_s * sample_rate) frames that fades to silence on its last frame.
 
-    The fade always ends exactly at the cut length. It starts at the quietest moment (RMS minimum)
-    in the `search_s` seconds before `length_s - fade_s`, so it begins in a lull between phrases
-    rather than in the middle of a loud note; the fade is therefore at least `fade_s` long.
+    The fade always ends exactly at the cut length. It starts at the quietest moment (RMS minimum of
+    50 ms windows) in the `search_s` seconds before `length_s - fade_s` when that moment is a real
+    lull (6 dB below the plain start), so it begins between phrases rather than in a loud note;
+    otherwise at `length_s - fade_s`. The fade is therefore at least `fade_s` long.
     Raises ValueError when the track is shorter than the cut-down.
     """
     frames = round(length_s * sample_rate)
@@ -88,15 +90,16 @@ def cutdown(audio: np.ndarray, sample_rate: int, length_s: float, fade_s: float,
         raise ValueError(f"track of {audio.shape[0]} frames is shorter than a {length_s} s cut-down")
     fade_frames = min(frames, max(1, round(fade_s * sample_rate)))
     latest_start = frames - fade_frames
-    earliest_start = max(0, latest_start - round(search_s * sample_rate))
-    start = latest_start
     window = max(1, round(RMS_WINDOW_S * sample_rate))
-    if latest_start - earliest_start >= window:
-        mono = audio[earliest_start:latest_start].mean(axis=1)
-        rms = rms_curve(mono, window)  # (W,)
-        # Ties (e.g. digital silence) go to the latest window: the shortest fade that still starts quietly.
-        quietest = len(rms) - 1 - int(np.argmin(rms[::-1]))
-        start = earliest_start + quietest * window
+    count = min(round(search_s * sample_rate), latest_start) // window
+    start = latest_start
+    if count >= 2:
+        # Windows that end exactly at the latest start, so "no lull" means a fade of exactly fade_s.
+        first = latest_start - count * window
+        rms = rms_curve(audio[first:latest_start].mean(axis=1), window)  # (count,)
+        quietest = count - 1 - int(np.argmin(rms[::-1]))  # ties go to the latest window
+        if rms[quietest] < LULL_RATIO * rms[-1]:
+            start = first + quietest * window
     out = audio[:frames].astype(np.float32, copy=True)
     fade_len = frames - start
     # Raised cosine from 1 down to exactly 0 on the last frame: no click, true silence at the end.
