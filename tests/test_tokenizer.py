@@ -222,6 +222,12 @@ def test_decoder_skips_what_it_cannot_use():
         (60, 0.0, 0.15, tokenizer.DEFAULT_VELOCITY, 0), (40, 0.1, 0.15, 126, 3)]
 
 
+def test_a_repeated_note_on_retriggers_or_is_ignored_on_the_same_tick():
+    on, off, shift = vocab.NOTE_ON + 60, vocab.NOTE_OFF + 60, vocab.TIME_SHIFT + 9
+    decoded = ids_to_notes([on, on, shift, on, shift, off, off])
+    assert [(n.start_s, n.end_s) for n in decoded] == [(0.0, 0.1), (0.1, 0.2)]
+
+
 def test_a_note_open_at_the_very_end_still_lasts_a_tick():
     assert [(n.start_s, n.end_s) for n in ids_to_notes([vocab.TIME_SHIFT, vocab.NOTE_ON + 60])] == [(0.01, 0.02)]
 
@@ -263,6 +269,21 @@ def test_random_notes_round_trip(notes, tmp_path):
     _assert_round_trip(notes, tmp_path, "random")
 
 
+all_families_notes = st.lists(
+    st.tuples(st.integers(0, 127), st.integers(0, 2000), st.integers(0, 300), st.integers(1, 127),
+              st.integers(0, vocab.N_INSTRUMENTS - 1))
+    .map(lambda t: Note(t[0], t[1] / 1000, (t[1] + t[2]) / 1000, t[3], t[4])),
+    max_size=80)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(notes=all_families_notes)
+def test_canonical_ids_survive_a_midi_file_with_any_families(notes, tmp_path):
+    ids = notes_to_ids(notes)
+    path = _write(ids_to_midi(ids), tmp_path / "families.mid")
+    assert midi_to_ids(path) == ids, f"listen: {path}"
+
+
 # ------------------------------------------------------------------ augmentation
 
 
@@ -296,6 +317,16 @@ def test_augment_stretches_time(stretch):
     for a, b in zip(sorted(before, key=lambda n: (n.start_s, n.pitch)), sorted(after, key=lambda n: (n.start_s, n.pitch))):
         assert a.pitch == b.pitch and a.velocity == b.velocity
         assert abs(b.start_s - a.start_s * stretch) <= 0.03
+
+
+def test_augment_never_collapses_events_that_were_apart():
+    notes = [Note(60 + k, k * 0.01, k * 0.01 + 0.01, 80) for k in range(10)]
+    out = augment_ids(notes_to_ids(notes), stretch=0.3)
+    decoded = ids_to_notes(out)
+    assert len({n.start_s for n in decoded}) == 10
+    assert all(n.end_s > n.start_s for n in decoded)
+    assert notes_to_ids(decoded) == out
+    assert seconds_of(out) == pytest.approx(0.11)  # 11 event times, each kept one tick apart
 
 
 def test_augment_keeps_a_window_cut_mid_piece():
