@@ -89,6 +89,7 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
         for n in inst.notes:
             start, end = float(n.start), float(n.end)
             notes.append(Note(int(n.pitch), start, max(start, end), int(n.velocity), family))
+    log.debug("%d notes in %d instruments", len(notes), len(pm.instruments))
     return notes
 
 
@@ -106,7 +107,8 @@ def ids_to_midi(
     """A PrettyMIDI with one instrument per family present (named after the family).
 
     `programs` maps family -> General MIDI program (default family * 8; drums use the drum kit).
-    Never raises for garbage ids: whatever cannot be decoded is skipped.
+    Never raises for garbage ids: whatever cannot be decoded is skipped. Every note lasts at
+    least 10 ms in the file (a zero-length one would be written as a note that never stops).
     """
     programs = dict(programs or {})
     for family, program in programs.items():
@@ -123,7 +125,10 @@ def ids_to_midi(
             is_drum=family == vocab.DRUMS_FAMILY,
             name=vocab.INSTRUMENT_FAMILIES[family],
         )
-        inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, n.end_s) for n in by_family[family]]
+        # A zero-length note (the seed decoder makes them) would be written OFF-then-ON: a stuck note.
+        step_s = 1 / TICKS_PER_S
+        inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, max(n.end_s, n.start_s + step_s))
+                      for n in by_family[family]]
         pm.instruments.append(inst)
     return pm
 
@@ -165,6 +170,8 @@ def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0)
     and rounded to the tick grid without drift, and event times that were apart stay at least one
     tick apart. GENRE/END/PAD pass through in place; ids outside the vocabulary are dropped. The
     result is in the canonical default encoding (no redundant VELOCITY or INSTRUMENT tokens).
+    Input is expected in the default encoding (notes_to_ids output or a window of it); for other
+    streams the result is still valid, but the events of one tick are put in canonical order.
     """
     if not stretch > 0 or not math.isfinite(stretch):
         raise ValueError(f"stretch must be a positive finite number, got {stretch}")
@@ -214,7 +221,7 @@ def _resolved_notes(notes: Sequence[Note]) -> list[tuple[int, int, int, int, int
 
 
 # One event inside a tick: (kind, pitch, velocity bin or None when unknown); grouped by family.
-_Group = dict[int, list[tuple[int, int, "int | None"]]]
+_Group = dict[int, list[tuple[int, int, int | None]]]
 _IMPLICIT = -1  # augmenting a window: notes before its first INSTRUMENT token (decoded as piano)
 
 

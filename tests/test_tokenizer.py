@@ -356,6 +356,14 @@ def test_ids_to_midi_makes_one_named_instrument_per_family():
         ("piano", 0, False), ("bass", 33, False), ("strings", 40, False), ("drums", 0, True)]
 
 
+def test_zero_length_seed_notes_do_not_become_stuck_notes_in_the_file(tmp_path):
+    ids = [vocab.NOTE_ON + 60, vocab.NOTE_OFF + 60, vocab.TIME_SHIFT + 99, vocab.NOTE_ON + 62, vocab.NOTE_OFF + 62]
+    assert [(n.start_s, n.end_s) for n in ids_to_notes(ids, seed_compatible=True)] == [(0, 0), (1.0, 1.0)]
+    path = _write(ids_to_midi(ids, seed_compatible=True), tmp_path / "zero.mid")
+    notes = midi_to_notes(path)
+    assert [(n.pitch, n.start_s, round(n.end_s, 3)) for n in notes] == [(60, 0.0, 0.01), (62, 1.0, 1.01)]
+
+
 def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
     bad = tmp_path / "broken.mid"
     bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01")
