@@ -1,0 +1,151 @@
+"""`gen eval`: sample tracks per genre with a checkpoint and measure them against real music."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from generator.errors import InputError
+
+
+def evaluate(
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        "--checkpoint", help="Model checkpoint (default: the shipped models/gen-small.pt).")] = None,
+    data: Annotated[Path, typer.Option(
+        "--data", help="Corpus folder holding shards/{train,test}.npz.")] = Path("data"),
+    per_genre: Annotated[int, typer.Option("--per-genre", min=1, help="Tracks generated per genre.")] = 4,
+    seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="Length of each track in seconds; "
+                                           "real pieces are cut to the same length.")] = 30.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the tracks and of the real-piece choice.")] = 0,
+    genres: Annotated[str, typer.Option("--genres", help="Comma-separated genres to generate.")] = "classic,jazz,calm,pop",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option(
+        "--markdown", help="Write the report as a Markdown section (for QUALITY.md) here.")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (1 = the model's own).")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Keep the k most likely tokens (0 = off).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus: keep the most likely tokens up to this "
+                                         "probability mass (1 = off).")] = 1.0,
+    at_least_k: Annotated[int, typer.Option("--at-least-k", min=1, help="Always keep this many tokens.")] = 1,
+    rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated "
+                                              "pitch (0 = off; the seed used 0.05).")] = 0.0,
+    rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty regained per "
+                                                    "second of music.")] = 0.7,
+    beam_width: Annotated[int, typer.Option("--beam-width", min=1, help="Beam search width (1 = sampling).")] = 1,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Samples per track before it "
+                                              "is given up (loop-detector resampling).")] = 4,
+    reference_per_genre: Annotated[int, typer.Option("--reference-per-genre", min=2, help="Real train "
+                                                     "pieces per genre for the classifier and features.")] = 200,
+    copy_pieces: Annotated[Optional[int], typer.Option("--copy-pieces", min=1, help="Train pieces indexed "
+                                                       "for the copy check (default: all).")] = None,
+    transposed_copies: Annotated[bool, typer.Option("--transposed-copies", help="Copy check compares "
+                                                    "intervals, so transposed copies count.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no table.")] = False,
+) -> None:
+    """Generate --per-genre tracks of each genre and measure features, genre fidelity, loops,
+    copies, durations, endings and held-out NLL against the corpus shards."""
+    import torch
+
+    from generator.eval_report import report_to_markdown, write_json, write_text_atomic
+    from generator.evaluate import EvalSettings, run_eval
+    from generator.model import SHIPPED_CHECKPOINT, load_checkpoint
+    from generator.sampling import SamplingParams
+
+    path = checkpoint or SHIPPED_CHECKPOINT
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA GPU is visible; use --device cpu")
+    settings = EvalSettings(per_genre=per_genre, seconds=seconds, seed=seed, genres=_genres(genres),
+                            max_attempts=max_attempts, reference_per_genre=reference_per_genre,
+                            copy_pieces=copy_pieces, transposition_invariant=transposed_copies)
+    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, at_least_k=at_least_k,
+                            rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed, beam_width=beam_width)
+    torch.manual_seed(seed)
+    model, meta = load_checkpoint(path, map_location=device)
+    info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}
+    with _Stages(not quiet) as stages:
+        report = run_eval(model, params, settings, data, device, meta=info, stage=stages.stage,
+                          progress=stages.progress)
+    if json_out:
+        write_json(report, json_out)
+    if markdown_out:
+        write_text_atomic(markdown_out, report_to_markdown(report) + "\n")
+    if not quiet:
+        _print(report)
+
+
+def _genres(text: str) -> tuple[str, ...]:
+    from generator import vocab
+
+    out = []
+    for name in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.append(vocab.canonical_genre(name))
+        except KeyError:
+            raise InputError(f"--genres: '{name}' is unknown; use some of {', '.join(vocab.GENRES)}") from None
+    if not out:
+        raise InputError("--genres is empty; use some of classic,jazz,calm,pop")
+    return tuple(out)
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+class _Stages:
+    """Stage names and the generation progress on stderr (nothing when quiet)."""
+
+    def __init__(self, show: bool):
+        self.show = show
+
+    def __enter__(self):
+        if self.show:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("generate", total=None)
+        return self
+
+    def stage(self, name: str) -> None:
+        if self.show:
+            self.bar.update(self.task, description=name)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.show:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self.bar.__exit__(*exc)
+
+
+def _print(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from generator import vocab
+    from generator.eval_report import feature_rows, headline_rows, nll_rows
+
+    console = Console()
+    for title, header, rows in (
+        ("gen eval", ("measure", "value", "goal"), headline_rows(report)),
+        ("features vs real", ("feature", "real median [IQR]", "generated", "overlap", "real/real", "flag"),
+         feature_rows(report)),
+        ("genre confusion (rows asked, columns predicted)", ("", *vocab.GENRES),
+         [(g, *map(str, row)) for g, row in zip(vocab.GENRES, report.genre_generated.matrix)]),
+        ("held-out NLL, nats/token", ("genre", "model", "unigram"), nll_rows(report)),
+    ):
+        table = Table(title=title, title_justify="left")
+        for column in header:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) -> None:
+    app.command("eval")(evaluate)
