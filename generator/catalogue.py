@@ -203,7 +203,7 @@ def collect_cards(folders: Sequence[Path], out_dir: Path) -> list[Card]:
                 continue
             try:
                 cards.append(card_from_sidecar(data, path, out_dir))
-            except (KeyError, TypeError, ValueError) as error:
+            except (AttributeError, KeyError, TypeError, ValueError) as error:
                 log.warning("skipping sidecar: %s: unexpected content (%r)", path, error)
                 continue
             seen[track_id] = path

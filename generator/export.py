@@ -4,12 +4,7 @@ A track is built in a hidden staging folder (`.partial-<basename>-...`) beside i
 renamed into place only when every file, the sidecar last, is written: a failure or a crash never
 leaves a visible half-written track, and a re-run replaces the old folder as a whole.
 
-MP3 encoder: pedalboard.io.AudioFile (LAME inside the wheel), not the ffmpeg CLI. Measured here on a
-2-minute 48 kHz stereo mix at 320 kbps CBR: pedalboard 1.45-1.57 s, ffmpeg (raw float piped to
-libmp3lame) 1.90-1.99 s; ffprobe reads the same duration back from both (120.024 s: ffprobe counts
-whole frames and does not subtract the encoder delay, at most 47 ms at 48 kHz), and both decode to
-exactly the input length. pedalboard also writes a LAME header that mutagen reads as the exact
-length and needs no subprocess or external binary.
+MP3 encoder: pedalboard.io.AudioFile; see export_formats.write_mp3 for the measurement.
 """
 
 from __future__ import annotations
@@ -30,8 +25,9 @@ import numpy as np
 
 from generator import __version__
 from generator.errors import GeneratorError
-from generator.export_audio import cutdown, envelope, fit_length, quantise, resample, stable_rng, to_stereo
-from generator.sidecar import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from generator.export_audio import cutdown, envelope, fit_length, resample, stable_rng, to_stereo
+from generator.export_formats import tag_mp3, write_mp3, write_wav
+from generator.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +35,6 @@ WAV_RATES = (44100, 48000, 88200, 96000)
 MP3_KBPS = (128, 160, 192, 224, 256, 320)
 MAX_NAME_CHARS = 48
 WAVEFORM_POINTS = 400
-MAX_ROLL_NOTES = 6000
 
 
 @dataclass(frozen=True)
@@ -132,101 +127,25 @@ def track_basename(info: TrackInfo) -> str:
     return f"{info.index:04d}-{safe_name(info.title)[:32].strip('-')}-{digest}"
 
 
+def _plain(value: Any) -> Any:
+    """json.dumps fallback for the numpy scalars/arrays and paths that recipes and samplers hand over."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _json_ready(info: TrackInfo) -> dict[str, Any]:
-    data = asdict(info)
-    data["tags"] = list(info.tags)
     try:
-        json.dumps(data, allow_nan=True)
+        return json.loads(json.dumps(asdict(info), default=_plain))
     except (TypeError, ValueError) as error:
         raise GeneratorError(
             f"track {info.track_id!r}: TrackInfo.sampling/extra must hold JSON values ({error}); "
             "pass numbers, strings, lists and dicts only"
         ) from error
-    return data
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int, bits: int, rng: np.random.Generator) -> None:
-    import soundfile as sf
-
-    fmt = "FLAC" if path.suffix == ".flac" else "WAV"
-    sf.write(str(path), quantise(audio, bits, rng), sample_rate, subtype=f"PCM_{bits}", format=fmt)
-
-
-def write_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int) -> None:
-    """CBR MP3 via pedalboard's bundled LAME (see the module docstring for why not ffmpeg)."""
-    from pedalboard.io import AudioFile
-
-    with AudioFile(str(path), "w", sample_rate, audio.shape[1], quality=str(kbps)) as handle:
-        handle.write(np.clip(audio, -1.0, 1.0).T)  # pedalboard takes (channels, frames)
-
-
-_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|b|♯|♭)?\s*(m|min|minor|maj|major)?\s*$")
-
-
-def id3_key(key: str) -> str | None:
-    """'A minor' -> 'Am', 'C# major' -> 'C#', as TKEY wants (at most 3 characters); None if unparsable."""
-    match = _KEY_RE.match(key)
-    if not match:
-        return None
-    note, accidental, mode = match.groups()
-    accidental = {"♯": "#", "♭": "b"}.get(accidental or "", accidental or "")
-    minor = (mode or "").lower() in ("m", "min", "minor")
-    return f"{note.upper()}{accidental}{'m' if minor else ''}"
-
-
-def tag_mp3(path: Path, info: TrackInfo, mastered: Any, duration_s: float, title: str) -> None:
-    """ID3v2.4 tags; fields without a standard frame go to TXXX."""
-    from mutagen.id3 import COMM, ID3, TCON, TIT2, TKEY, TLEN, TBPM, TRCK, TSSE, TXXX
-
-    tags = ID3()
-    tags.add(TIT2(encoding=3, text=title))
-    tags.add(TCON(encoding=3, text=info.genre))
-    tags.add(TRCK(encoding=3, text=str(info.index)))
-    tags.add(TLEN(encoding=3, text=str(round(duration_s * 1000))))
-    tags.add(TSSE(encoding=3, text=f"gen {__version__}"))
-    if info.bpm is not None:
-        tags.add(TBPM(encoding=3, text=str(round(info.bpm))))
-    if info.key:
-        short = id3_key(info.key)
-        if short:
-            tags.add(TKEY(encoding=3, text=short))
-    keywords = ", ".join(info.tags)
-    tags.add(COMM(encoding=3, lang="eng", desc="", text=f"{keywords}. {info.licence_note}".strip(". ")))
-    custom = {
-        "TRACK_ID": info.track_id, "MODEL": info.model, "RECIPE": info.recipe, "SEED": str(info.seed),
-        "LICENCE": info.licence_note, "KEYWORDS": keywords, "KEY": info.key or "",
-        "INTEGRATED_LUFS": f"{float(mastered.integrated_lufs):.2f}",
-        "TRUE_PEAK_DBTP": f"{float(mastered.true_peak_dbtp):.2f}",
-    }
-    for desc, text in custom.items():
-        if text:
-            tags.add(TXXX(encoding=3, desc=desc, text=text))
-    tags.save(str(path), v2_version=4)
-
-
-def piano_roll(midi: Any, notes: Iterable[Sequence[Any]] | None, duration_s: float) -> dict[str, Any]:
-    """Compact roll for the catalogue: notes as [pitch, start_s, end_s, instrument index].
-
-    `notes` (pitch, start_s, end_s, instrument name) overrides the MIDI when the caller knows roles.
-    Only the first MAX_ROLL_NOTES notes by start time are kept so a sidecar stays small.
-    """
-    instruments: list[dict[str, Any]] = []
-    rows: list[list[Any]] = []
-    if notes is not None:
-        names: dict[str, int] = {}
-        for pitch, start, end, name in notes:
-            idx = names.setdefault(str(name), len(names))
-            if idx == len(instruments):
-                instruments.append({"name": str(name), "program": None, "is_drum": "drum" in str(name).lower()})
-            rows.append([int(pitch), round(float(start), 3), round(float(end), 3), idx])
-    elif midi is not None:
-        for idx, inst in enumerate(midi.instruments):
-            name = inst.name.strip() or ("Drums" if inst.is_drum else f"Program {inst.program}")
-            instruments.append({"name": name, "program": int(inst.program), "is_drum": bool(inst.is_drum)})
-            rows.extend([n.pitch, round(n.start, 3), round(n.end, 3), idx] for n in inst.notes)
-    rows.sort(key=lambda r: (r[1], r[0]))
-    return {"duration_s": round(duration_s, 3), "instruments": instruments,
-            "notes": rows[:MAX_ROLL_NOTES], "truncated": len(rows) > MAX_ROLL_NOTES}
 
 
 def _unique_roles(roles: Iterable[str]) -> dict[str, str]:
@@ -275,6 +194,21 @@ def _install(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _remove_stale_staging(out_dir: Path, base: str) -> None:
+    """Staging folders of this track left by a process that died (killed mid-export) are removed."""
+    for path in out_dir.glob(f".partial-{base}-*"):
+        pid = path.name[len(f".partial-{base}-"):].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log.info("removing %s, left by an export that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive (or someone else's): leave it
+
+
 def export_track(
     out_dir: Path, info: TrackInfo, midi: Any, mastered: Any, settings: ExportSettings, *,
     piano_roll_notes: Iterable[Sequence[Any]] | None = None,
@@ -291,6 +225,7 @@ def export_track(
     mix = to_stereo(mastered.mix)  # (N, 2)
     if mix.shape[0] == 0:
         raise GeneratorError(f"track {info.track_id!r}: the mastered mix is empty; nothing to export")
+    _remove_stale_staging(out_dir, base)
     staging = out_dir / f".partial-{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:

@@ -22,10 +22,11 @@ import math
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 SCHEMA = "gen.track"
 SCHEMA_VERSION = 1
+MAX_ROLL_NOTES = 6000
 
 
 class SidecarError(ValueError):
@@ -85,3 +86,28 @@ def load_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(duration, (int, float)) or not duration >= 0:
         raise SidecarError(f"{path}: key 'audio.duration_s' = {duration!r} is not a duration")
     return data
+
+
+def piano_roll(midi: Any, notes: Iterable[Sequence[Any]] | None, duration_s: float) -> dict[str, Any]:
+    """Compact roll for the catalogue: notes as [pitch, start_s, end_s, instrument index].
+
+    `notes` (pitch, start_s, end_s, instrument name) overrides the MIDI when the caller knows roles.
+    Only the first MAX_ROLL_NOTES notes by start time are kept so a sidecar stays small.
+    """
+    instruments: list[dict[str, Any]] = []
+    rows: list[list[Any]] = []
+    if notes is not None:
+        names: dict[str, int] = {}
+        for pitch, start, end, name in notes:
+            idx = names.setdefault(str(name), len(names))
+            if idx == len(instruments):
+                instruments.append({"name": str(name), "program": None, "is_drum": "drum" in str(name).lower()})
+            rows.append([int(pitch), round(float(start), 3), round(float(end), 3), idx])
+    elif midi is not None:
+        for idx, inst in enumerate(midi.instruments):
+            name = inst.name.strip() or ("Drums" if inst.is_drum else f"Program {inst.program}")
+            instruments.append({"name": name, "program": int(inst.program), "is_drum": bool(inst.is_drum)})
+            rows.extend([n.pitch, round(n.start, 3), round(n.end, 3), idx] for n in inst.notes)
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return {"duration_s": round(duration_s, 3), "instruments": instruments,
+            "notes": rows[:MAX_ROLL_NOTES], "truncated": len(rows) > MAX_ROLL_NOTES}

@@ -56,12 +56,13 @@ def test_wav_reads_back_at_48k_24_bit_with_the_resampled_length(tmp_path):
 
 def test_wav_44k_16_bit_option_is_dithered_and_identical_on_rerun(tmp_path):
     mastered = make_mastered(1.0, 44100)
-    settings = ExportSettings(wav_sample_rate=44100, wav_bits=16, write_mp3=False, cutdowns_s=())
+    settings = ExportSettings(wav_sample_rate=44100, wav_bits=16, write_stems=False, cutdowns_s=())
     first = export_track(tmp_path / "a", make_info(duration_s=1.0), None, mastered, settings)
     second = export_track(tmp_path / "b", make_info(duration_s=1.0), None, mastered, settings)
     info = sf.info(str(first.wav))
     assert (info.samplerate, info.subtype, info.frames) == (44100, "PCM_16", 44100)
-    assert first.mp3 is None and first.wav.read_bytes() == second.wav.read_bytes()
+    assert sf.info(str(first.mp3)).samplerate == 44100 and first.stems == {} and first.midi is None
+    assert first.wav.read_bytes() == second.wav.read_bytes()
     audio, _ = sf.read(str(first.wav), dtype="int16")
     error = audio.astype(np.float64) - mastered.mix.astype(np.float64) * 32768
     assert np.abs(error).max() <= 1.5  # rounding plus at most one LSB of triangular dither
@@ -123,8 +124,8 @@ def test_cutdown_fade_starts_in_the_quietest_moment_and_ends_on_the_cut():
     assert np.all(flat[:13_000] == 0.5) and flat[13_000, 0] < 0.5 and flat[-1, 0] == 0
 
 
-NASTY = ["../../etc/passwd", "<script>alert(1)</script>", "Ünïcødé ☃ 日本語", "日本語", "中文", "", "   ", "..",
-         "a/b\\c", "CON", "x" * 500, "Morning Light", "morning light"]
+NASTY = ["../../etc/passwd", "<script>alert(1)</script>", "Ünïcødé ☃ 日本語", "日本語", "中文", "", "   ",
+         "..", "a/b\\c", "CON", "x" * 500, "Morning Light", "morning light"]
 
 
 def test_safe_name_gives_safe_stable_names():
@@ -233,3 +234,23 @@ def test_mp3_duration_read_by_ffprobe_is_within_50_ms(tmp_path):
     assert abs(probe(files.mp3) - 17.3) < 0.05
     assert abs(probe(files.cutdowns[15]["mp3"]) - 15.0) < 0.05
     assert sorted(files.cutdowns) == [15]
+
+
+def test_stale_staging_of_a_dead_export_is_removed(tmp_path):
+    info = make_info()
+    dead_pid = 2 ** 22 + 12345  # above PID_MAX_LIMIT (2**22): never a live process
+    stale = tmp_path / f".partial-{track_basename(info)}-{dead_pid}-abcdef12"
+    stale.mkdir(parents=True)
+    (stale / "half.wav").write_bytes(b"RIFF")
+    export_small(tmp_path, info, FAST)
+    assert [p.name for p in tmp_path.iterdir()] == [track_basename(info)]
+
+
+def test_numpy_values_in_sampling_are_stored_as_plain_json(tmp_path):
+    info = make_info()
+    info = type(info)(**{**info.__dict__, "sampling": {"top_p": np.float32(0.5), "k": np.int64(3)}})
+    files = export_small(tmp_path, info, FAST)
+    assert json.loads(files.sidecar.read_text())["track"]["sampling"] == {"top_p": 0.5, "k": 3}
+    bad = type(info)(**{**info.__dict__, "extra": {"x": object()}})
+    with pytest.raises(GeneratorError, match="JSON"):
+        export_small(tmp_path, bad, FAST)
