@@ -124,26 +124,34 @@ def test_default_round_trip_on_seed_files(name, tmp_path):
     _assert_round_trip(midi_to_notes(SEED_DIR / f"{name}.mid"), tmp_path, name)
 
 
-def _bach(tmp_path: Path, programs: list[int] | None) -> Path:
+def _score_to_midi(tmp_path: Path, name: str, programs: list[int] | None) -> Path:
     music21 = pytest.importorskip("music21")
-    score = music21.corpus.parse("bach/bwv66.6")
+    score = music21.corpus.parse(name)
     for part, program in zip(score.parts, programs or []):
         inst = music21.instrument.Instrument()
         inst.midiProgram = program
         part.insert(0, inst)
-    path = tmp_path / "bwv66_6.mid"
+    path = tmp_path / (name.replace("/", "_") + ".mid")
     score.write("midi", fp=str(path))
     return path
 
 
-@pytest.mark.parametrize("programs", [None, [73, 71, 41, 70]], ids=["voices", "winds_and_viola"])
-def test_default_round_trip_on_a_music21_chorale(programs, tmp_path):
-    path = _bach(tmp_path, programs)
-    notes = midi_to_notes(path)
+SCORES = [
+    pytest.param("bach/bwv66.6", None, id="chorale"),
+    pytest.param("bach/bwv66.6", [73, 71, 41, 70], id="chorale_winds_and_viola"),
+    pytest.param("bach/bwv1.6", None, id="chorale_five_parts"),
+    pytest.param("corelli/opus3no1/1grave", [40, 41, 19], id="trio_sonata_strings_organ"),
+    pytest.param("schumann_clara/opus17/movement3", None, id="piano_trio", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("name, programs", SCORES)
+def test_default_round_trip_on_music21_scores(name, programs, tmp_path):
+    notes = midi_to_notes(_score_to_midi(tmp_path, name, programs))
     assert len(notes) > 100
     if programs:
         assert {n.instrument for n in notes} == {p // 8 for p in programs}
-    _assert_round_trip(notes, tmp_path, "bwv66_6")
+    _assert_round_trip(notes, tmp_path, name.replace("/", "_"))
 
 
 def _band() -> list[Note]:
