@@ -259,7 +259,8 @@ class _Emitter:
 def _encode(notes: Sequence[Note]) -> list[int]:
     events: dict[int, _Group] = {}  # tick -> family -> events
     for start, end, family, pitch, velocity in _resolved_notes(notes):
-        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity * vocab.N_VELOCITY_BINS // 128))
+        velocity_bin = velocity * vocab.N_VELOCITY_BINS // 128
+        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity_bin))
         events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, None))
     emitter = _Emitter()
     for tick in sorted(events):
@@ -395,7 +396,7 @@ def _seed_encode(notes: Sequence[Note]) -> list[int]:
 
 
 def _seed_decode(ids: Sequence[int]) -> list[Note]:
-    now: float = 0
+    now = 0.0
     velocity = SEED_DEFAULT_VELOCITY
     sounding: dict[int, tuple[int, float]] = {}  # pitch -> (velocity, start); first ON wins
     notes: list[Note] = []

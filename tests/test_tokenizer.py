@@ -322,7 +322,8 @@ def test_augment_stretches_time(stretch):
     before, after = ids_to_notes(ids), ids_to_notes(out)
     assert len(after) == len(before)
     assert notes_to_ids(after) == out
-    for a, b in zip(sorted(before, key=lambda n: (n.start_s, n.pitch)), sorted(after, key=lambda n: (n.start_s, n.pitch))):
+    by_onset = lambda n: (n.start_s, n.pitch)  # noqa: E731
+    for a, b in zip(sorted(before, key=by_onset), sorted(after, key=by_onset)):
         assert a.pitch == b.pitch and a.velocity == b.velocity
         assert abs(b.start_s - a.start_s * stretch) <= 0.03
 
