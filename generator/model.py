@@ -189,6 +189,7 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -203,12 +204,19 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:120]}); "
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_reason(error)}); "
                               "re-download or re-train it") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(data).__name__}; not a model checkpoint")
     return data
+
+
+def _reason(error: Exception) -> str:
+    """The informative line of a torch.load failure (its weights-only advice is noise here)."""
+    text = str(error).strip()
+    match = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    lines = [match.group(1)] if match else text.splitlines()
+    return (lines[0].strip() if lines and lines[0].strip() else type(error).__name__)[:120]
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, n_heads: int | None = None

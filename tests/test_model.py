@@ -16,6 +16,15 @@ SEED_IO = VECTORS / "seed_tiny_io.pt"
 needs_vectors = pytest.mark.skipif(not SEED_STATE.is_file(), reason="seed test vectors not present")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and two threads stall badly on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _tiny(**changes) -> MusicTransformer:
     torch.manual_seed(0)
     return MusicTransformer(replace(ModelConfig.tiny(), **changes)).eval()

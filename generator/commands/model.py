@@ -1,0 +1,193 @@
+"""`gen train` (train or continue a model) and `gen model info [CHECKPOINT]` (the model card facts)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from generator.errors import InputError
+
+LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
+
+
+class ConfigName(str, Enum):
+    small = "small"
+    tiny = "tiny"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) -> None:
+    app.command("train")(train)
+    model_app.command("info")(info)
+
+
+def _licences(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        if name not in LICENCE_CLASSES:
+            raise InputError(f"--exclude-licence: {name!r} is not a licence class; use some of "
+                             f"{', '.join(LICENCE_CLASSES)} separated by commas")
+    return names
+
+
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Corpus folder with shards/{train,valid,test}.npz "
+                                       "and pieces.jsonl.")] = Path("data"),
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable) and model.pt "
+                                      "(the model to ship).")] = Path("models/run"),
+    config: Annotated[ConfigName, typer.Option("--config", help="Model size.")] = ConfigName.small,
+    absolute: Annotated[bool, typer.Option("--absolute", help="Ablation baseline: absolute positions, "
+                                           "no relative attention, same size.")] = False,
+    device: Annotated[Device, typer.Option("--device", help="Train on the CPU or a CUDA GPU "
+                                           "(bf16/fp16 autocast).")] = Device.cpu,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Total optimizer steps of the run "
+                                           "(the learning-rate schedule ends here).")] = 2000,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", min=0.0, help="Stop (and save) after this "
+                                                     "many minutes; continue later with --resume.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/checkpoint.pt if it exists (same step, "
+                                         "optimizer, RNG and run options); start a new run otherwise.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per step.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak AdamW learning rate.")] = 1e-3,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", min=1, help="Linear warm-up steps before "
+                                              "the cosine decay.")] = 200,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Save every N steps "
+                                                  "(a killed run loses at most N).")] = 100,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=1, help="Validation NLL per genre every "
+                                            "N steps.")] = 250,
+    eval_tokens: Annotated[int, typer.Option("--eval-tokens", min=0, help="Tokens per genre for the evaluations "
+                                             "during training (0: all); the final one uses all.")] = 20_000,
+    exclude_licence: Annotated[str, typer.Option("--exclude-licence", help="Licence classes to leave out of "
+                                                 "training, comma-separated, e.g. copyleft,none.")] = "",
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random transposition -3..+3 and "
+                                          "time stretch 0.95-1.05.")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the window sampling.")] = 0,
+) -> None:
+    """Train a Music Transformer on the token shards, in resumable chunks; print where it was saved."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from generator.train import TrainOptions
+    from generator.train import train as run_training
+
+    opts = TrainOptions(
+        data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
+        batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
+        checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
+        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed,
+        command=_command_line(ctx),
+    )
+    console = Console(stderr=True)
+    columns = (TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[rate]:,.0f} tok/s"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=max_steps, loss=float("nan"), rate=0.0)
+
+        def on_progress(p) -> None:
+            if p.event == "step":
+                progress.update(task, completed=p.step, loss=p.loss, rate=p.tokens_per_s)
+            elif p.event == "eval":
+                scores = "  ".join(f"{genre} {nll:.3f}" for genre, nll in p.valid_nll.items())
+                progress.console.print(f"step {p.step}: valid NLL {scores}")
+
+        result = run_training(opts, on_progress)
+    state = "finished" if result.finished else f"stopped ({result.stopped_by})"
+    console.print(f"{state} at step {result.step}/{max_steps}; resume with --resume" if not result.finished
+                  else f"{state} at step {result.step}")
+    typer.echo(str(result.model_path))
+    if result.stopped_by in ("SIGINT", "SIGTERM"):
+        raise typer.Exit(130 if result.stopped_by == "SIGINT" else 143)
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """`gen train` plus the options given on the command line (defaults omitted), for the model card."""
+    words = ["gen", "train"]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)  # typer vendors click: compare by name
+        if getattr(source, "name", None) != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        value = value.value if isinstance(value, Enum) else value
+        if getattr(param, "is_flag", False) and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif getattr(param, "is_flag", False):
+            words.append(param.opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def card_facts(path: Path) -> dict:
+    """The model card facts of a checkpoint, read from the file itself."""
+    from generator.model import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    c = model.config
+    return {
+        "checkpoint": str(path),
+        "architecture": c.describe(),
+        "config": {k: getattr(c, k) for k in c.__dataclass_fields__},
+        "parameters": model.n_params(),
+        "vocab": meta.get("vocab"),
+        "steps": meta.get("steps"),
+        "finished": meta.get("finished"),
+        "tokens_seen": meta.get("tokens_seen"),
+        "data_sha256": (meta.get("data") or {}).get("sha256"),
+        "data": meta.get("data"),
+        "valid_nll": meta.get("valid_nll") or ((meta.get("history") or [{}])[-1].get("valid_nll")),
+        "test_nll": meta.get("test_nll"),
+        "hardware": meta.get("hardware"),
+        "wall_time_s": meta.get("wall_time_s"),
+        "command": meta.get("command"),
+        "options": meta.get("options"),
+        "source": meta.get("source"),
+    }
+
+
+def _line(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def info(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint file (ours or a seed-format "
+                                                         "state_dict). Default: the shipped model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Print the model card facts stored in a checkpoint: architecture, size, training, data, scores."""
+    from generator.model import SHIPPED_CHECKPOINT
+
+    facts = card_facts(checkpoint or SHIPPED_CHECKPOINT)
+    if as_json:
+        typer.echo(json.dumps(facts, indent=1))
+        return
+    data = facts["data"] or {}
+    rows = [
+        ("checkpoint", facts["checkpoint"]), ("architecture", facts["architecture"]),
+        ("parameters", facts["parameters"]), ("vocabulary", facts["vocab"]),
+        ("steps", facts["steps"]), ("tokens seen", facts["tokens_seen"]),
+        ("training data", f"{_line(data.get('train_pieces'))} pieces, {_line(data.get('train_tokens'))} tokens"
+         if data else None),
+        ("excluded licences", (", ".join(data.get("excluded_licences", [])) or "none") if data else None),
+        ("data sha256", facts["data_sha256"]),
+        ("held-out NLL (test)", facts["test_nll"]), ("valid NLL", facts["valid_nll"]),
+        ("hardware", facts["hardware"]), ("wall time (s)", facts["wall_time_s"]),
+        ("command", facts["command"]),
+    ]
+    if facts["source"]:
+        rows.append(("source", facts["source"]))
+    for name, value in rows:
+        typer.echo(f"{name + ':':<21}{_line(value)}")
