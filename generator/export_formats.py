@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,17 +53,21 @@ def id3_key(key: str) -> str | None:
     return f"{note.upper()}{accidental}{'m' if minor else ''}"
 
 
+def _decibels(value: float) -> str:
+    """'-14.02', or '' (tag left out) for the -inf/NaN that silence or a too-short track measures."""
+    return f"{float(value):.2f}" if math.isfinite(float(value)) else ""
+
+
 def tag_mp3(path: Path, info: TrackInfo, mastered: Any, duration_s: float, title: str) -> None:
     """ID3v2.3 tags (v2.4 is still unread by some desktop players); fields without a standard frame go to TXXX."""
-    from mutagen.id3 import COMM, ID3, TCON, TIT2, TKEY, TLEN, TBPM, TRCK, TSSE, TXXX
+    from mutagen.id3 import COMM, ID3, TBPM, TCON, TIT2, TKEY, TLEN, TSSE, TXXX
 
     tags = ID3()
     tags.add(TIT2(encoding=3, text=title))
     tags.add(TCON(encoding=3, text=info.genre))
-    tags.add(TRCK(encoding=3, text=str(info.index)))
     tags.add(TLEN(encoding=3, text=str(round(duration_s * 1000))))
     tags.add(TSSE(encoding=3, text=f"gen {__version__}"))
-    if info.bpm is not None:
+    if info.bpm is not None and math.isfinite(info.bpm):
         tags.add(TBPM(encoding=3, text=str(round(info.bpm))))
     if info.key:
         short = id3_key(info.key)
@@ -73,8 +78,7 @@ def tag_mp3(path: Path, info: TrackInfo, mastered: Any, duration_s: float, title
     custom = {
         "TRACK_ID": info.track_id, "MODEL": info.model, "RECIPE": info.recipe, "SEED": str(info.seed),
         "LICENCE": info.licence_note, "KEYWORDS": keywords, "KEY": info.key or "",
-        "INTEGRATED_LUFS": f"{float(mastered.integrated_lufs):.2f}",
-        "TRUE_PEAK_DBTP": f"{float(mastered.true_peak_dbtp):.2f}",
+        "INTEGRATED_LUFS": _decibels(mastered.integrated_lufs), "TRUE_PEAK_DBTP": _decibels(mastered.true_peak_dbtp),
     }
     for desc, text in custom.items():
         if text:

@@ -202,13 +202,17 @@ def test_stems_are_fitted_to_the_mix_length(tmp_path, caplog):
     assert "stem 'bass' has 47900 frames" in caplog.text
 
 
-def test_non_finite_loudness_is_stored_as_null(tmp_path):
+def test_non_finite_loudness_is_stored_as_null_and_left_out_of_tags(tmp_path):
     mastered = make_mastered(0.5)
     mastered = type(mastered)(mix=mastered.mix * 0, sample_rate=44100, integrated_lufs=float("-inf"),
                               reached_target=False, note="silent")
     files = export_track(tmp_path, make_info(duration_s=0.5), None, mastered, FAST)
     text = files.sidecar.read_text()
     assert "Infinity" not in text and json.loads(text)["loudness"]["integrated_lufs"] is None
+    from mutagen.id3 import ID3
+
+    custom = {frame.desc: str(frame) for frame in ID3(str(files.mp3)).getall("TXXX")}
+    assert "INTEGRATED_LUFS" not in custom and custom["TRUE_PEAK_DBTP"] == "-1.20"
 
 
 @pytest.mark.parametrize("key, value", [("wav_bits", 20), ("wav_sample_rate", 22050), ("mp3_kbps", 321),
