@@ -277,3 +277,50 @@ def test_evaluate_tracks_flags_a_copied_track_and_a_loop(seed_shards):
     assert report.rejection_reasons == {"phrase_loop": 1, "too_few_notes": 2}
     assert report.genre_real_heldout.accuracy >= 0.6
     assert {f.name for f in report.features} == set(F.SCALAR_NAMES)
+
+
+def test_a_run_where_every_track_was_given_up_still_reports(seed_shards):
+    from generator.eval_report import report_to_dict, report_to_markdown
+
+    train = load_shard(seed_shards / "shards" / "train.npz")
+    test = load_shard(seed_shards / "shards" / "test.npz")
+    tracks = [GeneratedTrack("calm", 1, 10.0, None, ("long_silence: x",))]
+    report = evaluate_tracks(tracks, train, test, EvalSettings(seconds=10.0, reference_per_genre=20))
+    assert report.kept == 0 and report.given_up == 1 and report.features == ()
+    data = json.loads(json.dumps(report_to_dict(report), allow_nan=False))
+    assert data["summary"]["duration_mae_pct"] is None
+    assert "| tracks kept / asked | 0 / 1 | all |" in report_to_markdown(report)
+
+
+# --- gen eval end to end ---------------------------------------------------------------------------
+
+
+def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, seed_shards):
+    import torch
+    from typer.testing import CliRunner
+
+    from cli import app
+    from generator.model import ModelConfig, MusicTransformer, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, MusicTransformer(ModelConfig.tiny()), {"name": "tiny-random"})
+    args = ["eval", "--checkpoint", str(checkpoint), "--data", str(seed_shards), "--per-genre", "1",
+            "--seconds", "3", "--genres", "jazz,pop", "--reference-per-genre", "12", "--max-attempts", "2",
+            "--top-k", "40", "--seed", "7"]
+    outputs = []
+    for run in ("a", "b"):
+        result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / f"{run}.json"),
+                                          "--markdown", str(tmp_path / f"{run}.md")])
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads((tmp_path / f"{run}.json").read_text()))
+    first, second = outputs
+    assert "genre accuracy, generated" in result.output  # the terminal table
+    assert [t["genre"] for t in first["tracks"]] == ["jazz", "pop"]
+    assert first["meta"]["sampling"]["top_k"] == 40 and first["meta"]["model_meta"]["name"] == "tiny-random"
+    assert set(first["nll"]) == set(first["unigram_nll"]) == set(vocab.GENRES)
+    assert all(v > 0 for v in first["nll"].values())
+    for key in ("tracks", "features", "genre_generated", "nll", "summary"):  # deterministic for a seed
+        assert first[key] == second[key], key
+    markdown = (tmp_path / "a.md").read_text()
+    assert markdown.startswith("## Evaluation") and "| genre accuracy, held-out real |" in markdown

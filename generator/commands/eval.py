@@ -140,8 +140,8 @@ def _print(report) -> None:
         ("held-out NLL, nats/token", ("genre", "model", "unigram"), nll_rows(report)),
     ):
         table = Table(title=title, title_justify="left")
-        for column in header:
-            table.add_column(column)
+        for k, column in enumerate(header):
+            table.add_column(column, no_wrap=k == 0)
         for row in rows:
             table.add_row(*row)
         console.print(table)
