@@ -168,7 +168,7 @@ class Recipe(_Section):
     @field_validator("soundfont")
     @classmethod
     def _soundfont(cls, value: str, info: ValidationInfo) -> str:
-        return _soundfont_rule(value, (info.context or {}).get("check_files", True))
+        return _soundfont_rule(value, info)
 
     @field_validator("output")
     @classmethod
@@ -237,28 +237,33 @@ class Recipe(_Section):
         return dict(self.instrumentation[vocab.canonical_genre(genre)])
 
 
-def _soundfont_rule(value: str, check_files: bool) -> str:
+def _soundfont_rule(value: str, info: ValidationInfo) -> str:
     """A registry name stays a name (the renderer keeps its licence); a path becomes absolute."""
     from generator import soundfonts
 
     spec = value.strip()
     if not spec:
         rf.fail("is empty", f"use a name like {DEFAULT_SOUNDFONT} or a path to a .sf2/.sf3 file")
-    is_path = "/" in spec or "\\" in spec or spec.startswith("~") or \
-        spec.lower().endswith(soundfonts.SUFFIXES)
-    if not check_files:
-        _, entries = soundfonts.load_registry()
-        if is_path or spec in entries or any(
-                (soundfonts.SOUNDFONT_DIR / f"{spec}{s}").is_file() for s in soundfonts.SUFFIXES):
-            return spec
-        rf.fail(f"unknown SoundFont {rf.show(spec)}",
-                f"use one of {', '.join(sorted(entries))}, or a path to a .sf2/.sf3 file")
+    if "/" in spec or "\\" in spec or spec.startswith("~") or \
+            spec.lower().endswith(soundfonts.SUFFIXES):
+        return str(_input_file(spec, info, "SoundFont",
+                               "give the path of a .sf2/.sf3 file, or a name like fluidr3_gm"))
     try:
-        font = soundfonts.resolve_soundfont(spec)
+        _, entries = soundfonts.load_registry()
     except SoundFontError as error:
-        problem, _, fix = str(error).partition(": ")
-        rf.fail(" ".join(problem.split()), " ".join(fix.split()) or "see soundfonts/registry.yaml")
-    return str(font.path) if is_path else spec
+        rf.fail(f"cannot check it: {error}", "restore soundfonts/registry.yaml from git")
+    if spec in entries:
+        entry = entries[spec]
+        if (info.context or {}).get("check_files", True) and entry.installed_path() is None:
+            rf.fail(f"SoundFont {spec} is not installed (looked for "
+                    f"{', '.join(str(p) for p in entry.paths)})",
+                    f"run `{entry.install}`, or choose another SoundFont")
+        return spec
+    if any((soundfonts.SOUNDFONT_DIR / f"{spec}{s}").is_file() for s in soundfonts.SUFFIXES):
+        return spec
+    rf.fail(f"unknown SoundFont {rf.show(spec)}",
+            f"use one of {', '.join(sorted(entries))}, a path to a .sf2/.sf3 file, "
+            f"or drop {spec}.sf2 in soundfonts/")
 
 
 def _input_file(raw: str, info: ValidationInfo, what: str, fix: str) -> Path:

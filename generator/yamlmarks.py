@@ -33,8 +33,9 @@ class YamlDocument:
 
 def parse_yaml(text: str) -> YamlDocument:
     """Parse one YAML document with the safe loader, keeping the node tree for line numbers."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters right here
         root = loader.get_single_node()
         if root is None:
             return YamlDocument(None, None)
@@ -63,7 +64,8 @@ def parse_yaml(text: str) -> YamlDocument:
         raise YamlProblem(1, (), "the YAML is nested too deeply",
                           "flatten the structure; recipes are at most 3 levels deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def line_of(root: Node | None, path: Sequence[str | int]) -> int:
