@@ -86,7 +86,7 @@ def master(rendered: Rendered, settings: MasterSettings) -> Mastered:
     peaks = _peak_envelope(x, sr, sample_peak * 10 ** (-(s.max_gain_reduction_db + TP_MARGIN_DB) / 20))
     with np.errstate(divide="ignore"):
         peaks_db = 20 * np.log10(peaks)  # (N,)
-    max_gain_db = s.ceiling_dbtp + s.max_gain_reduction_db - float(peaks_db.max())
+    max_gain_db = s.ceiling_dbtp - TP_MARGIN_DB + s.max_gain_reduction_db - float(peaks_db.max())
     power = _k_weighted_power(x, sr)  # (N,)
     loudness = _gated_lufs(power, sr)
     if not math.isfinite(loudness):
@@ -97,8 +97,10 @@ def master(rendered: Rendered, settings: MasterSettings) -> Mastered:
     gain_db, env, reached = _gain_to_target(x, peaks_db, power, s.target_lufs - loudness, max_gain_db, s, sr)
     ok = reached >= s.target_lufs - LOUDNESS_TOLERANCE_LU
     limiting_db = max(0.0, gain_db - 20 * math.log10(env.min()))
+    capped = gain_db >= max_gain_db - 1e-9 and reached < s.target_lufs - 0.02
     if ok:
-        note = f"{reached:.1f} LUFS with {limiting_db:.1f} dB of true-peak limiting"
+        note = f"{reached:.1f} LUFS with {limiting_db:.1f} dB of true-peak limiting" + (
+            f" (the most allowed; target {s.target_lufs:.1f})" if capped else "")
     else:
         note = (f"stopped at {reached:.1f} LUFS, short of the {s.target_lufs:.1f} LUFS target: reaching it "
                 f"needs more than the {s.max_gain_reduction_db:.1f} dB of limiting allowed (peaky material); "
@@ -114,14 +116,17 @@ def _gain_to_target(x: np.ndarray, peaks_db: np.ndarray, power: np.ndarray, gain
     K filter), then measured exactly and corrected once."""
     gain_db = min(gain_db, max_gain_db)
     env = _limiter_env(peaks_db, gain_db, s, sr)
-    for exact in (False,) * 6 + (True, True):
-        reached = integrated_lufs(x * env[:, None], sr) if exact else _gated_lufs(power * env**2, sr)
+    for _ in range(6):
+        step = s.target_lufs - _gated_lufs(power * env**2, sr)
+        if abs(step) < 0.005 or (step > 0 and gain_db >= max_gain_db - 1e-9):
+            break
+        gain_db = min(gain_db + step, max_gain_db)
+        env = _limiter_env(peaks_db, gain_db, s, sr)
+    for attempt in range(2):
+        reached = integrated_lufs(x * env[:, None], sr)
         step = s.target_lufs - reached
-        capped = step > 0 and gain_db >= max_gain_db - 1e-9
-        if capped or abs(step) < (0.02 if exact else 0.005):
-            if exact:
-                break
-            continue
+        if attempt or abs(step) < 0.02 or (step > 0 and gain_db >= max_gain_db - 1e-9):
+            break
         gain_db = min(gain_db + step, max_gain_db)
         env = _limiter_env(peaks_db, gain_db, s, sr)
     return gain_db, env, reached
