@@ -229,14 +229,13 @@ def render(cards: Sequence[Card]) -> str:
 def build_catalogue(folders: Sequence[Path], out_dir: Path) -> Path:
     """Write out_dir/index.html from the sidecars under `folders`; returns its path."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_abs = out_dir.resolve()
-    cards = collect_cards([Path(f).resolve() for f in folders], out_abs)
+    cards = collect_cards([Path(f).resolve() for f in folders], out_dir.resolve())
     if not cards:
         names = ", ".join(str(f) for f in folders)
         raise InputError(f"{names}: no track sidecars (*.json with schema 'gen.track') found; "
                          "pass the folders that `gen` exported tracks into")
     html = render(cards)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".index.html.", suffix=".tmp")
     try:

@@ -135,6 +135,9 @@ def test_no_sidecars_is_a_one_line_error(tmp_path):
         build_catalogue([tmp_path / "empty"], tmp_path)
     assert "\n" not in str(error.value) and "no track sidecars" in str(error.value)
     assert not (tmp_path / "index.html").exists()
+    with pytest.raises(GeneratorError, match="missing: not a folder"):
+        build_catalogue([tmp_path / "missing"], tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_gen_catalogue_rebuilds_from_sidecars_and_prints_the_path(batches, tmp_path):
