@@ -206,11 +206,13 @@ class CopyIndex:
     Built from (head, step) symbol pairs (`note_symbols` or `id_symbols`, made with the same
     quantum and transposition setting as the queries). `longest_copy(head, step)` finds the
     longest run of notes a track shares with any one piece: hash hits are verified note by note
-    and extended for as long as the two agree.
+    and extended for as long as the two agree. Only the first `max_candidates` places of one
+    16-note run are tried (a run common to hundreds of places is a cliche, not a copy), so a copy
+    is always found but its length can, in such cases, be under-reported.
     """
 
     def __init__(self, pieces: Iterable[tuple[np.ndarray, np.ndarray]], ngram: int = 16,
-                 max_candidates: int = 64):
+                 max_candidates: int = 256):
         self.ngram, self.max_candidates = ngram, max_candidates
         heads, steps, hashes, piece_of, pos_of, starts = [], [], [], [], [], [0]
         for k, (head, step) in enumerate(pieces):

@@ -42,6 +42,8 @@ def evaluate(
                                                        "for the copy check (default: all).")] = None,
     transposed_copies: Annotated[bool, typer.Option("--transposed-copies", help="Copy check compares "
                                                     "intervals, so transposed copies count.")] = False,
+    nll_tokens: Annotated[int, typer.Option("--nll-tokens", min=0, help="Held-out tokens scored per genre "
+                                            "for the NLL (whole pieces until this many; 0 = all).")] = 50_000,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no table.")] = False,
 ) -> None:
     """Generate --per-genre tracks of each genre and measure features, genre fidelity, loops,
@@ -58,7 +60,8 @@ def evaluate(
         raise InputError(f"--device {device}: no CUDA GPU is visible; use --device cpu")
     settings = EvalSettings(per_genre=per_genre, seconds=seconds, seed=seed, genres=_genres(genres),
                             max_attempts=max_attempts, reference_per_genre=reference_per_genre,
-                            copy_pieces=copy_pieces, transposition_invariant=transposed_copies)
+                            copy_pieces=copy_pieces, transposition_invariant=transposed_copies,
+                            nll_tokens_per_genre=nll_tokens or None)
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, at_least_k=at_least_k,
                             rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed, beam_width=beam_width)
     torch.manual_seed(seed)
