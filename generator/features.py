@@ -197,3 +197,25 @@ def excerpt(notes: Sequence[NoteLike], start_s: float, length_s: float) -> list[
         for n in notes
         if start_s <= n.start_s < end_s
     ]
+
+
+# Krumhansl-Kessler key profiles (tonic first), for the key written in tags and sidecars.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def estimate_key(notes: Sequence[NoteLike]) -> str | None:
+    """'A minor' / 'Eb major' by duration-weighted Krumhansl-Schmuckler correlation; None if no pitches."""
+    weights = np.zeros(12)
+    for n in pitched(notes):
+        weights[n.pitch % 12] += max(n.end_s - n.start_s, 0.01)
+    if weights.sum() == 0 or np.ptp(weights) == 0:
+        return None
+    best, name = -2.0, None
+    for tonic in range(12):
+        for profile, mode in ((_KK_MAJOR, "major"), (_KK_MINOR, "minor")):
+            r = float(np.corrcoef(weights, np.roll(profile, tonic))[0, 1])
+            if r > best:
+                best, name = r, f"{_PITCH_NAMES[tonic]} {mode}"
+    return name
