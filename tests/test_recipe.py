@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -514,3 +515,29 @@ def test_fuzzing_reaches_valid_recipes(model):
                            "soundfont": str(model.parent / "font.sf2"),
                            "sampling": {"top_k": [10, 20]}})
     assert valid_or_recipe_error(text) is not None
+
+
+# --- documentation --------------------------------------------------------------------------------
+
+DOC = (PROJECT_ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+
+
+def _all_keys(model, prefix=""):
+    for name, info in model.model_fields.items():
+        yield prefix + name
+        for kind in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
+                yield from _all_keys(kind, prefix + name + ".")
+
+
+def test_every_key_is_documented():
+    keys = list(_all_keys(Recipe))
+    assert "sampling.primer.from_end" in keys and len(keys) > 40
+    for key in keys:
+        assert f"`{key.rsplit('.', 1)[-1]}`" in DOC, key
+
+
+def test_the_documented_complete_recipe_validates():
+    block = DOC.split("## A complete recipe", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    recipe = parse_recipe(block, "docs/recipes.md", check_files=False)
+    assert recipe.name == "Cafe Jazz" and recipe.loops.thresholds == {"max_phrase_share": 0.6}
