@@ -104,7 +104,7 @@ class EvalReport:
     settings: EvalSettings
     features: tuple[metrics.FeatureComparison, ...]
     histogram_overlap: dict[str, float]
-    real_overlap: dict[str, float]  # held-out real vs train real: the ceiling at these sample sizes
+    real_overlap: dict[str, float]  # held-out real (as many pieces per genre as generated) vs reference
     genre_generated: metrics.Confusion
     genre_real_heldout: metrics.Confusion
     attempts: int
@@ -152,6 +152,16 @@ def real_set(shard: Shard, per_genre: int, seconds: float, rng: np.random.Genera
                 continue
             notes.append(tuple(excerpt)), durations.append(length_s), genres.append(g), rows.append(i)
     return RealSet(tuple(notes), tuple(durations), tuple(genres), tuple(rows))
+
+
+def _matched_rows(real: RealSet, settings: EvalSettings, rng: np.random.Generator) -> np.ndarray:
+    """Rows of `real`: up to per_genre of each generated genre, a seeded choice."""
+    genre = np.array(real.genre, dtype=int)
+    picks = []
+    for name in dict.fromkeys(vocab.canonical_genre(g) for g in settings.genres):
+        rows = np.flatnonzero(genre == vocab.GENRES.index(name))
+        picks.append(np.sort(rng.choice(rows, min(settings.per_genre, rows.size), replace=False)))
+    return np.concatenate(picks).astype(int) if picks else np.zeros(0, dtype=int)
 
 
 def _vectors(notes_list: Sequence[Sequence], durations: Sequence[float]) -> np.ndarray:
@@ -249,7 +259,8 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
     lengths = [seconds_of(t.ids) for _, t in kept]
     x_gen = _vectors(notes, lengths)
     comparisons, hist_overlap = compare_features(x_ref, x_gen) if kept else ([], {})
-    ceiling, _ = compare_features(x_ref, x_out) if len(x_out) else ([], {})
+    matched = _matched_rows(heldout, settings, rng)  # as many held-out pieces as generated tracks
+    ceiling, _ = compare_features(x_ref, x_out[matched]) if matched.size else ([], {})
 
     stage("genre classifier")
     classifier = metrics.fit_genre_classifier(x_ref, np.array(reference.genre), settings.seed)

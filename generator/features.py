@@ -8,6 +8,7 @@ inter-onset intervals) count every onset, drums included.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Protocol
@@ -189,8 +190,6 @@ def feature_vector(notes: Sequence[NoteLike], duration_s: float | None = None) -
 
 def excerpt(notes: Sequence[NoteLike], start_s: float, length_s: float) -> list[NoteLike]:
     """Notes starting in [start_s, start_s + length_s), shifted to 0 and cut at the excerpt end."""
-    import dataclasses
-
     end_s = start_s + length_s
     return [
         dataclasses.replace(n, start_s=n.start_s - start_s, end_s=min(n.end_s, end_s) - start_s)
