@@ -424,6 +424,8 @@ values = st.recursive(
     ),
     max_leaves=8,
 )
+
+
 def span(lo, hi, integer=False):
     one = st.integers(lo, hi) if integer else st.floats(lo, hi)
     return one | st.tuples(one, one).map(sorted)
@@ -431,12 +433,14 @@ def span(lo, hi, integer=False):
 
 # Values that are usually right, so the fuzzer also reaches deep keys and the planner.
 NEAR: dict[str, st.SearchStrategy] = {
-    "name": st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30), "seed": st.integers(0, 2**63 - 1),
+    "name": st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30),
+    "seed": st.integers(0, 2**63 - 1),
     "genres": st.dictionaries(st.sampled_from(vocab.GENRES), st.integers(1, 12), min_size=1)
     | st.dictionaries(st.sampled_from(["jazz", "ambient", "classical"]), st.floats(0, 3), min_size=1),
     "count": st.none() | st.integers(-1, 40),
     "device": st.sampled_from(["cpu", "cuda", "cuda:1", "mps", "cpu", "tpu"]),
-    "soundfont": st.sampled_from(["fluidr3_gm", "nope", "/nonexistent.sf2"]), "duration_s": span(50, 600), "time_budget_s": st.floats(0, 1e5),
+    "soundfont": st.sampled_from(["fluidr3_gm", "nope", "/nonexistent.sf2"]),
+    "duration_s": span(50, 600), "time_budget_s": st.floats(0, 1e5),
     "output": st.sampled_from(["out", "out/a/../b", "/tmp/abs", "../up", "~/x"]),
     "title_template": st.sampled_from(["{n}", "{name} {n:03d}", "{genre}-{n:>3}", "{x}", "{n:{n}}"]),
     "temperature": span(0, 3), "top_p": span(0, 1.2), "top_k": span(-1, 200, True),
