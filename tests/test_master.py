@@ -96,6 +96,19 @@ def test_limiting_holds_the_ceiling_and_stems_follow():
     assert true_peak_dbtp(rendered.mix, SR) + out.gain_db > 2.0
 
 
+def test_limiter_gain_moves_smoothly():
+    """No clipping or gain steps: the gain (output / input of a stem) changes by well under 1% a frame."""
+    stems = band_stems()
+    out = master(as_rendered(stems), MasterSettings(target_lufs=-16.0, max_gain_reduction_db=12.0))
+    x, y = stems["bass"][:, 0].astype(np.float64), out.stems["bass"][:, 0].astype(np.float64)
+    ok = np.abs(x) > 0.05
+    gain = y[ok] / x[ok]
+    steps = np.abs(np.diff(gain)) / gain[1:]
+    adjacent = np.diff(np.flatnonzero(ok)) == 1
+    assert gain.max() / gain.min() > 2.0  # it did limit, by more than 6 dB at times
+    assert steps[adjacent].max() < 0.01
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_limiter_never_passes_the_ceiling(seed):
     rng = np.random.default_rng(seed)
