@@ -4,7 +4,8 @@ Every pretty_midi Instrument gets its own MIDI channel and program; stems are Fl
 groups (MIDI channel c plays into group c % n_groups, so channels are picked to land in their
 stem's group). Each group also has its own reverb and chorus unit whose output is mixed into the
 same buffers, so every stem carries its own effects ("wet" stems) and the stems add up to the mix
-that a single-output render gives (measured -99 dB residual; reverb and chorus are linear).
+that a single-output render gives (measured -99 to -117 dB residual; reverb and chorus are
+linear). Per-stem effects cost about 50% more CPU than one shared unit (48x vs 73x realtime).
 
 Timing: FluidSynth applies events at the start of its 64-frame blocks, so each event is sent at
 the block start nearest its exact sample position (at most 32 frames = 0.67 ms off at 48 kHz).
