@@ -57,6 +57,7 @@ class TrainOptions:
     augment: bool = True
     resume: bool = False
     seed: int = 0
+    threads: int | None = None  # CPU threads for torch; None: torch's default (all cores)
     command: str = ""
 
 
@@ -252,9 +253,15 @@ class Trainer:
         self.checkpoint = self.out / "checkpoint.pt"
         state = self._resume_state(opts)
         if state is not None:
-            opts = replace(opts, **{k: (tuple(v) if isinstance(v, list) else v)
-                                    for k, v in state["options"].items() if k in RUN_FIELDS})
+            stored = {k: (tuple(v) if isinstance(v, list) else v) for k, v in state["options"].items()
+                      if k in RUN_FIELDS}
+            for key, value in stored.items():
+                if getattr(opts, key) != value:
+                    log.warning("--resume keeps the run's %s=%r (ignoring %r)", key, value, getattr(opts, key))
+            opts = replace(opts, **stored)
         self.opts = opts
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
         self.device = torch.device(opts.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError("--device cuda: no CUDA device is available here; use --device cpu")
@@ -274,6 +281,8 @@ class Trainer:
         self.amp = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else (
             torch.float16 if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
+        if state is not None and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
 
     def _resume_state(self, opts: TrainOptions) -> dict | None:
         if not opts.resume or not self.checkpoint.is_file():
@@ -359,6 +368,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "grad_scaler": self.scaler.state_dict(),
             "options": self.meta["options"],
         }
         save_checkpoint(self.checkpoint, self.model, self.meta, extra={"train": train_state})

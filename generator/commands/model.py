@@ -71,6 +71,8 @@ def train(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random transposition -3..+3 and "
                                           "time stretch 0.95-1.05.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the window sampling.")] = 0,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch "
+                                                   "(default: all cores).")] = None,
 ) -> None:
     """Train a Music Transformer on the token shards, in resumable chunks; print where it was saved."""
     from rich.console import Console
@@ -83,7 +85,7 @@ def train(
         data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
-        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed,
+        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads,
         command=_command_line(ctx),
     )
     console = Console(stderr=True)
