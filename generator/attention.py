@@ -52,6 +52,8 @@ def relative_logits_step(q: Tensor, er: Tensor, total: int) -> Tensor:
     """
     n_new = q.shape[-2]
     qe = q @ er.transpose(-1, -2)  # (B, H, T, total)
+    if n_new == 1:  # the usual decoding step: column j already is distance total-1-j
+        return qe
     t = torch.arange(n_new, device=q.device).unsqueeze(1)
     j = torch.arange(total, device=q.device).unsqueeze(0)
     index = (j + (n_new - 1 - t)).clamp(max=total - 1)  # (T, total)
@@ -191,11 +193,11 @@ class RelativeSelfAttention(nn.Module):
         q, k, v = self._split(x)
         k_all, v_all = cache.append(layer, k, v)
         n_new, total = x.shape[1], k_all.shape[2]
-        mask = causal_mask(n_new, total, x.device, q.dtype)
+        mask = causal_mask(n_new, total, x.device, q.dtype) if n_new > 1 else None
         if self.er is not None:
             if total > self.max_seq:
                 raise ValueError(f"{total} tokens exceed max_seq {self.max_seq}; crop the cache")
-            srel = relative_logits_step(q, self.er[..., self.max_seq - total :, :], total)
-            mask = mask + srel / math.sqrt(self.head_dim)
+            srel = relative_logits_step(q, self.er[..., self.max_seq - total :, :], total) / math.sqrt(self.head_dim)
+            mask = srel if mask is None else mask + srel
         y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
         return self._merge(y)
