@@ -162,6 +162,10 @@ def tune_from_midi(path: str | Path) -> Tune:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pm = pretty_midi.PrettyMIDI(str(path))
+    if not any(i.notes for i in pm.instruments):
+        raise ArrangeError("empty MIDI (no notes)")
+    if all(i.is_drum for i in pm.instruments if i.notes):
+        raise ArrangeError("drums only")
     numerator, denominator = _meter(pm)
     compound = denominator == 8 and numerator % 3 == 0
     tempo = float(pm.get_tempo_changes()[1][0]) if len(pm.get_tempo_changes()[1]) else 120.0

@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -51,6 +52,7 @@ class PrepareOptions:
     workers: int = 2
     timeout_s: float = 240.0
     cache: Path | None = None
+    only: tuple[str, ...] = ()  # when given, just these piece ids (debugging, tests)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,10 @@ def _build_midi(job: Job, cache: Path | None, timeout_s: float):
 
     base = _cache_path(cache, job) if cache else None
     if base and base.with_suffix(".skip").is_file():
-        return None, base.with_suffix(".skip").read_text().strip()
+        reason = base.with_suffix(".skip").read_text().strip().removeprefix("ArrangeError: ")
+        limit = re.match(r"timeout after (\d+) s", reason)
+        if not limit or float(limit.group(1)) >= timeout_s:
+            return None, reason  # a timeout under a shorter limit is tried again
     if base and base.with_suffix(".mid").is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -109,19 +114,33 @@ def _build_midi(job: Job, cache: Path | None, timeout_s: float):
     except _Timeout:
         pm, reason = None, f"timeout after {timeout_s:.0f} s"
     except Exception as error:  # noqa: BLE001 - any parse/render failure skips the piece
-        pm, reason = None, f"{type(error).__name__}: {' '.join(str(error).split())[:160]}"
+        pm, reason = None, _reason(error)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    if base:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        if pm is None:
+    if pm is None:
+        if base:
             _atomic_write_text(base.with_suffix(".skip"), reason or "unknown")
-        elif reason is None:
-            tmp = base.with_suffix(".tmp")
-            pm.write(str(tmp))
-            os.replace(tmp, base.with_suffix(".mid"))
-    return pm, reason
+        return None, reason
+    # Tokenize what the cache holds (MIDI ticks round times), so a rerun from the cache is identical.
+    with tempfile.TemporaryDirectory(prefix="gen-data-") as tmp:
+        path = base.with_suffix(".mid") if base else Path(tmp) / "piece.mid"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        pm.write(str(partial))
+        os.replace(partial, path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pretty_midi.PrettyMIDI(str(path)), None
+
+
+def _reason(error: Exception) -> str:
+    from generator.arranger import ArrangeError
+
+    detail = " ".join(str(error).split())[:160]
+    if isinstance(error, ArrangeError):
+        return detail
+    return f"{type(error).__name__}: {detail}" if detail else f"{type(error).__name__} (unreadable input)"
 
 
 def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0) -> PieceResult:
@@ -175,6 +194,7 @@ def run_jobs(jobs: list[Job], options: PrepareOptions, on_result=None) -> tuple[
     with context.Pool(options.workers, maxtasksperchild=200) as pool:
         pending, next_index = [], 0
         while next_index < len(args) or pending:
+            # Keep every worker busy; collect whichever result is ready (no head-of-line wait).
             while next_index < len(args) and len(pending) < 2 * options.workers:
                 if deadline and time.monotonic() > deadline:
                     break
@@ -182,11 +202,15 @@ def run_jobs(jobs: list[Job], options: PrepareOptions, on_result=None) -> tuple[
                 next_index += 1
             if not pending:
                 break
-            pending[0].wait()
-            result = pending.pop(0).get()
-            results.append(result)
-            if on_result:
-                on_result(result)
+            ready = [p for p in pending if p.ready()]
+            if not ready:
+                time.sleep(0.05)
+                continue
+            for item in ready:
+                pending.remove(item)
+                results.append(item.get())
+                if on_result:
+                    on_result(results[-1])
         return results, len(args) - next_index
 
 
@@ -313,6 +337,8 @@ def prepare(options: PrepareOptions, command: str = "gen data prepare", on_resul
         if source not in SOURCES:
             raise InputError(f"--sources: unknown source {source!r}; fix: use one of {', '.join(SOURCES)}")
         jobs = list_jobs(source, options.shared)
+        if options.only:
+            jobs = [job for job in jobs if job.id in options.only]
         limit = options.limits.get(source, len(jobs))
         groups.append(jobs[:limit])
         not_reached[source] = max(0, len(jobs) - limit)

@@ -36,6 +36,7 @@ def prepare(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Per-piece time limit in seconds.")] = 240.0,
     cache: Annotated[Path | None, typer.Option("--cache", help="MIDI cache folder (default ~/.cache/gen-data).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Just this piece id (repeat), e.g. jazz-mma/blue-bossa-151.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress line.")] = False,
 ) -> None:
     """Build the training shards from installed packages and the shared corpus (offline)."""
@@ -54,7 +55,7 @@ def prepare(
     options = PrepareOptions(
         out=out, shared=shared, sources=chosen, limits=_parse_limits(limit or [], DEFAULT_LIMITS),
         max_minutes=max_minutes, workers=workers, timeout_s=timeout_s,
-        cache=cache or Path.home() / ".cache" / "gen-data",
+        cache=cache or Path.home() / ".cache" / "gen-data", only=tuple(only or ()),
     )
     counter = {"done": 0, "skipped": 0}
 
