@@ -24,10 +24,11 @@ MAX_SHIFT_TICKS = vocab.N_TIME_SHIFTS
 
 
 def tail_ticks(target_ticks: int, ending: str) -> int:
-    """Ticks before the target from which no new note starts."""
+    """Ticks before the target from which no new note starts: ring 8% of the target within
+    1..3 s (a quarter of a very short track), fade 0.5 s (a tenth of a very short track)."""
     if ending == "ring":
-        return int(min(max(0.08 * target_ticks, TICKS_PER_S), 3 * TICKS_PER_S, target_ticks))
-    return int(min(0.5 * TICKS_PER_S, target_ticks))
+        return int(min(max(0.08 * target_ticks, TICKS_PER_S), 3 * TICKS_PER_S, 0.25 * target_ticks))
+    return int(min(0.5 * TICKS_PER_S, 0.1 * target_ticks))
 
 
 def shift_tokens(ticks: int) -> list[int]:

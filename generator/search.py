@@ -232,13 +232,14 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
         hit = _deadline_hit(deadline)
         alive: list[RowState] = []
         parents: list[int] = []
-        for flat, score in zip(top.indices.tolist(), top.values.tolist()):
+        for rank, (flat, score) in enumerate(zip(top.indices.tolist(), top.values.tolist())):
             parent, token = divmod(flat, logp.shape[-1])
             child = _fork(beams[parent], score)
             child.push(token)
             child.settle(hit)
             if child.done:
-                done.append(child)
+                if rank < width:  # a finished hypothesis counts only if it ranks in the beam
+                    done.append(child)
             elif len(alive) < width:
                 alive.append(child)
                 parents.append(parent)

@@ -1,0 +1,222 @@
+from dataclasses import replace
+from pathlib import Path
+
+import pretty_midi
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from generator import vocab
+from generator.compose import compose, compose_many, derive_seed
+from generator.errors import InputError
+from generator.model import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.rowstate import RowState, tail_ticks
+from generator.sampling import SamplingParams, filter_logits
+from generator.search import GenerationRequest, beam_search, generate, primer_from_midi
+from generator.tokenizer import ids_to_notes, seconds_of
+
+VECTORS = Path("/work/shared/vectors")
+if not VECTORS.is_dir():
+    VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
+SEED_MIDI = VECTORS / "seed_midi"
+needs_vectors = pytest.mark.skipif(not SEED_MIDI.is_dir(), reason="seed test vectors not present")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run 10x faster on one thread when the machine is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(time_bias: float = 0.0, seed: int = 0, **config) -> MusicTransformer:
+    """The tiny random model; `time_bias` added to the TIME_SHIFT logits steers its tempo."""
+    torch.manual_seed(seed)
+    model = MusicTransformer(replace(ModelConfig.tiny(), **config)).eval()
+    with torch.no_grad():
+        model.head.bias[vocab.TIME_SHIFT:vocab.END] += time_bias
+    return model
+
+
+def _sounding_at_end(ids) -> bool:
+    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, vocab.VOCAB_SIZE)
+    for t in ids:
+        row.push(t)
+    return bool(row.sounding)
+
+
+def test_batch_rows_are_independent():
+    model = _model(time_bias=-1.0)
+    primer = (vocab.VELOCITY + 20, 60, vocab.TIME_SHIFT + 30, 188)
+    params = [SamplingParams(), SamplingParams(top_k=20, rp_penalty=0.3, temperature=0.9),
+              SamplingParams(top_p=0.9, seed_compatible=True, rp_penalty=0.1)]
+    requests = [GenerationRequest(vocab.GENRES[i % 4], 100 + i, 2.0 + i, params[i % 3],
+                                  primer if i % 2 else (), "ring" if i % 3 else "fade") for i in range(8)]
+    together = generate(model, requests, batch_size=8)
+    alone = [generate(model, [r], batch_size=1)[0] for r in requests]
+    assert [r.ids for r in together] == [r.ids for r in alone]
+    assert len({r.ids for r in together}) == 8
+    assert all(r.ids[:4] == primer for r in together[1::2])
+
+
+def test_a_seed_gives_the_same_track_and_another_seed_another():
+    model = _model()
+    a, b, c = generate(model, [GenerationRequest("jazz", 1, 5.0), GenerationRequest("jazz", 1, 5.0),
+                               GenerationRequest("jazz", 2, 5.0)])
+    assert a.ids == b.ids != c.ids
+
+
+def test_beam_width_one_equals_greedy():
+    model = _model(time_bias=-0.5)
+    request = GenerationRequest("pop", 0, 4.0, SamplingParams(top_k=1, rp_penalty=0.2))
+    greedy = generate(model, [request])[0]
+    beam = beam_search(model, replace(request, params=SamplingParams(rp_penalty=0.2)), beam_width=1)
+    assert tuple(beam.tokens) == greedy.ids
+    assert greedy.tokens_generated > 20
+
+
+def test_beam_search_ends_on_time_and_is_deterministic():
+    model = _model(time_bias=1.0)
+    request = GenerationRequest("calm", 0, 3.0, SamplingParams(beam_width=3, length_penalty=0.7))
+    first, second = generate(model, [request, replace(request, seed=9)])
+    assert first.ids == second.ids  # no randomness in a beam search
+    assert first.ids[-1] == vocab.END and abs(first.duration_s - 3.0) <= 0.06
+
+
+@pytest.mark.parametrize("target_s", [3.0, 17.3, 45.0])
+@pytest.mark.parametrize("ending", ["ring", "fade"])
+def test_duration_is_within_two_percent_and_ends_musically(target_s, ending):
+    model = _model(time_bias=1.0)  # a model that emits many time shifts
+    results = generate(model, [GenerationRequest("jazz", s, target_s, ending=ending) for s in range(3)])
+    assert all(ids_to_notes(r.ids) for r in results)
+    for r in results:
+        assert abs(r.duration_s - target_s) <= 0.02 * target_s
+        assert seconds_of(r.ids) == pytest.approx(r.duration_s)
+        assert r.ids[-1] == vocab.END and r.ids.count(vocab.END) == 1
+        assert r.stop_reason == "duration" and r.ending == ending
+        assert not _sounding_at_end(r.ids[:-1])
+        notes = ids_to_notes(r.ids)
+        assert max(n.end_s for n in notes) <= r.duration_s + 1e-9
+        last_onset_s = max(n.start_s for n in notes)
+        assert last_onset_s <= target_s - tail_ticks(round(target_s * 100), ending) / 100 + 1e-9
+
+
+def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
+    model = _model(time_bias=-2.0)  # few time shifts: many tokens per second
+    params = SamplingParams(top_k=1)
+    request = GenerationRequest("classic", 0, 6.0, params)
+    result = generate(model, [request])[0]
+    max_seq = model.config.max_seq
+    assert result.tokens_generated > 3 * max_seq
+    # reference: recompute the whole window each token, re-priming at the same points
+    row, start = RowState(0, request.genre_token, (), 6.0, "ring", 0, model.config.vocab_size), 0
+    with torch.no_grad():
+        while not row.done:
+            if 1 + len(row.tokens) - start > max_seq:
+                start = len(row.tokens) - max_seq // 2
+            logits = model(torch.tensor([[request.genre_token, *row.tokens[start:]]]))[:, -1]
+            allowed = torch.from_numpy(row.allowed())[None]
+            row.push(int(filter_logits(logits, params, allowed=allowed).argmax()))
+            row.settle(False)
+    assert tuple(row.tokens) == result.ids
+
+
+def test_time_budget_stops_all_rows_with_an_ending():
+    model = _model(time_bias=-2.0)
+    requests = [GenerationRequest("pop", s, 600.0) for s in range(4)]
+    spent = generate(model, requests, time_budget_s=0.0)
+    assert {r.stop_reason for r in spent} == {"time_budget"}
+    assert all(r.ids == (vocab.END,) for r in spent)
+    some = generate(model, requests, batch_size=4, time_budget_s=0.3)
+    assert {r.stop_reason for r in some} == {"time_budget"}
+    assert all(r.tokens_generated > 5 and r.ids[-1] == vocab.END for r in some)
+    assert all(r.wall_s < 3.0 for r in some)
+    assert not any(_sounding_at_end(r.ids[:-1]) for r in some)
+
+
+def test_a_model_without_time_shifts_is_capped():
+    model = _model(time_bias=-1e4)
+    result = generate(model, [GenerationRequest("jazz", 0, 1.0)])[0]
+    assert result.stop_reason == "token_cap"
+    assert 356 <= result.tokens_generated <= 356 + 150 and result.ids[-1] == vocab.END
+    assert not _sounding_at_end(result.ids[:-1])
+
+
+def test_requests_are_validated():
+    with pytest.raises(InputError, match="genre 'rock'"):
+        GenerationRequest("rock", 0, 10.0)
+    with pytest.raises(InputError, match="ending"):
+        GenerationRequest("jazz", 0, 10.0, ending="cut")
+    with pytest.raises(InputError, match="duration_s"):
+        GenerationRequest("jazz", 0, -1.0)
+    with pytest.raises(InputError, match="at most 512"):
+        GenerationRequest("jazz", 0, 10.0, primer_ids=(60,) * 513)
+    with pytest.raises(InputError, match="primer lasts"):
+        generate(_model(), [GenerationRequest("jazz", 0, 1.0, primer_ids=(vocab.TIME_SHIFT + 99,) * 2)])
+    assert GenerationRequest("ambient", 0, 1.0).genre_token == vocab.genre_token("calm")
+
+
+@needs_vectors
+@pytest.mark.parametrize("from_end", [False, True])
+def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
+    ids = primer_from_midi(SEED_MIDI / "jazz_0.mid", 8.0, from_end)
+    assert 0 < len(ids) <= 512 and 3.0 <= seconds_of(ids) <= 8.0
+    assert all(0 <= t < vocab.END or t >= vocab.INSTRUMENT for t in ids)
+    long = primer_from_midi(SEED_MIDI / "classic_0.mid", 120.0, from_end)
+    assert len(long) <= 512 and seconds_of(long) < 120.0
+    seed = primer_from_midi(SEED_MIDI / "jazz_0.mid", 8.0, from_end, seed_compatible=True)
+    assert max(seed) < vocab.END
+    model = _model()
+    result = generate(model, [GenerationRequest("jazz", 0, 12.0, primer_ids=ids)])[0]
+    assert result.ids[:len(ids)] == ids and abs(result.duration_s - 12.0) <= 0.24
+
+
+@needs_vectors
+def test_seed_format_checkpoint_generates_in_its_vocabulary():
+    model, meta = load_checkpoint(VECTORS / "seed_tiny_state_dict.pt")
+    params = SamplingParams(top_k=60, top_p=0.99, rp_penalty=0.05, seed_compatible=True)
+    result = generate(model, [GenerationRequest("calm", 0, 4.0, params)])[0]
+    assert max(result.ids) == vocab.END and abs(result.duration_s - 4.0) <= 0.08
+
+
+def test_compose_resamples_then_accepts():
+    calls = []
+
+    def picky(ids, genre, limits):
+        calls.append(ids)
+        return "phrase_loop: test" if len(calls) < 3 else None
+
+    out = compose(_model(), GenerationRequest("jazz", 7, 2.0), max_attempts=4, detector=picky)
+    assert out.accepted and len(out.rejections) == 2
+    assert [seed for seed, _ in out.rejections] == [7, derive_seed(7, 1)]
+    assert out.request.seed == derive_seed(7, 2) and len(set(calls)) == 3
+
+
+def test_compose_gives_up_after_max_attempts():
+    from generator.loops import LoopLimits
+
+    impossible = LoopLimits(min_notes=10**6)
+    out = compose_many(_model(), [GenerationRequest("jazz", s, 2.0) for s in range(3)],
+                       limits=impossible, max_attempts=3)
+    assert all(not c.accepted and len(c.rejections) == 3 for c in out)
+    assert all(reason.startswith("too_few_notes") for c in out for _, reason in c.rejections)
+    assert len({seed for c in out for seed, _ in c.rejections}) == 9
+
+
+def test_gen_sample_writes_a_midi_file(tmp_path):
+    from cli import app
+
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, _model(), {"note": "test"})
+    out = tmp_path / "out" / "x.mid"
+    args = ["sample", "--genre", "jazz", "--seconds", "5", "--out", str(out), "--checkpoint", str(checkpoint),
+            "--seed", "3", "--top-k", "40", "--top-p", "0.95", "--rp-penalty", "0.05"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    midi = pretty_midi.PrettyMIDI(str(out))
+    assert midi.instruments and 0 < midi.get_end_time() <= 5.0
+    assert [p.name for p in out.parent.iterdir()] == ["x.mid"]  # no temp file left behind
+    bad = CliRunner().invoke(app, ["sample", "--genre", "rock", "--out", str(out)])
+    assert bad.exit_code != 0 and "rock" in str(bad.exception)
