@@ -239,3 +239,20 @@ def pop_from_tune(tune: Tune, rng: random.Random) -> pretty_midi.PrettyMIDI:
                  for n in tune.melody if n.start_beat + offset >= 0]
         add_beat_notes(pm, notes, program=programs[k % 2], tempo_bpm=tempo, offset_beats=offset)
     return pm
+
+
+def bar_chords(tune: Tune) -> list[ChordEvent]:
+    """The tune's harmony at one chord per bar (two bars for 2-beat meters): a calm harmonic pace."""
+    span = tune.beats_per_bar * (2 if tune.beats_per_bar <= 2 else 1)
+    events: list[ChordEvent] = []
+    start = 0.0
+    while start < tune.total_beats - 1e-6:
+        chord = chord_at(list(tune.chords), start)
+        beats = min(span, tune.total_beats - start)
+        if events and events[-1].chord == chord:
+            last = events[-1]
+            events[-1] = ChordEvent(last.start_beat, last.beats + beats, chord)
+        else:
+            events.append(ChordEvent(start, beats, chord))
+        start += span
+    return events

@@ -50,6 +50,8 @@ SOURCES: dict[str, SourceInfo] = {s.name: s for s in (
                "works in the public domain; encodings distributed with music21 (BSD-3-Clause)",
                "permissive", False),
     SourceInfo("lieder", "classic", "OpenScore Lieder (MusicXML)", "CC0-1.0", "pd", False),
+    SourceInfo("calm-lieder", "calm", "OpenScore Lieder marked slow (Langsam, Lento, Adagio...), quiet",
+               "CC0-1.0", "pd", False),
     SourceInfo("jazz-mma", "jazz", "mma-rendered jazz-standard changes with a generated lead",
                "none (chord charts without a licence; harmony facts only)", "none", True),
     SourceInfo("pop-nottingham", "pop", "Nottingham folk melodies over mma pop grooves",
@@ -71,6 +73,18 @@ class Job:
     composer: str | None
     arg: str  # a path, or a chart index
     split_key: str  # the underlying work: every rendering of one work lands in one split
+
+
+# Bumped when a source's loader changes its output (invalidates that source's cache only).
+LOADER_VERSIONS = {"calm-nottingham": 2}
+
+
+def cache_id(job: Job) -> tuple[str, str]:
+    """(cache folder, key) of a job; a song shares its cached MIDI between lieder and calm-lieder."""
+    if job.source == "calm-lieder":
+        return "lieder", job.id.replace("calm-lieder/", "lieder/", 1)
+    version = LOADER_VERSIONS.get(job.source)
+    return job.source, job.id if version is None else f"{job.id}|v{version}"
 
 
 def stable_hash(text: str) -> int:
@@ -98,13 +112,39 @@ def _music21_jobs(shared: Path) -> list[Job]:
     return jobs
 
 
-def _lieder_jobs(shared: Path) -> list[Job]:
+_SLOW_MARK = re.compile(
+    r"(?<!nicht )(?<!nicht zu )\b(langsam|lento|largo|larghetto|adagio|lent|lentement|slowly|slow|grave)\b", re.I)
+_FORTE = re.compile(r"<(?:f|ff|fff|sf|sfz|fz)/>")
+
+
+@functools.lru_cache(maxsize=None)
+def is_calm_song(path: str) -> bool:
+    """A song whose opening tempo is slow (marking or <= 60 bpm) and that is almost never loud."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith((".xml", ".musicxml")) and "META" not in n)
+            xml = archive.read(name).decode("utf-8", "ignore")
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return False
+    tempo = re.search(r'<sound[^>]*tempo="([\d.]+)"', xml)
+    first_words = re.search(r"<words[^>]*>([^<]*)</words>", xml)
+    slow = bool(first_words and _SLOW_MARK.search(first_words.group(1))) or bool(
+        tempo and float(tempo.group(1)) <= 60)
+    return slow and len(_FORTE.findall(xml)) <= 2
+
+
+def _lieder_jobs(shared: Path, source: str) -> list[Job]:
+    """Songs for `lieder` (classic) or `calm-lieder` (calm); each song belongs to one of them."""
     root = shared / "corpus" / "lieder" / "scores"
     jobs = []
     for path in sorted(root.glob("*/*/*/*.mxl")):
+        if is_calm_song(str(path)) != (source == "calm-lieder"):
+            continue
         composer, _set, song = path.relative_to(root).parts[:3]
         rel = path.relative_to(root).with_suffix("").as_posix()
-        jobs.append(Job(f"lieder/{rel}", "lieder", song.replace("_", " "), composer.replace("_", " "),
+        jobs.append(Job(f"{source}/{rel}", source, song.replace("_", " "), composer.replace("_", " "),
                         str(path), f"lieder/{rel}"))
     return jobs
 
@@ -136,15 +176,15 @@ def list_jobs(source: str, shared: Path) -> list[Job]:
     """Every candidate piece of a source, in a stable pseudo-random order (for fair subsets)."""
     if source == "music21":
         jobs = _music21_jobs(shared)
-    elif source == "lieder":
-        jobs = _lieder_jobs(shared)
+    elif source in ("lieder", "calm-lieder"):
+        jobs = _lieder_jobs(shared, source)
     elif source in ("jazz-mma", "pop-mma", "calm-charts"):
         jobs = _chart_jobs(shared, source)
     elif source in ("pop-nottingham", "calm-nottingham"):
         jobs = _nottingham_jobs(shared, source)
     else:
         raise KeyError(source)
-    if source in ("music21", "lieder"):
+    if source in ("music21", "lieder", "calm-lieder"):
         # Scores parse in time roughly proportional to their size: small ones first, so a
         # time-bounded run gets many pieces (a longer run adds the big ones from where it stopped).
         return sorted(jobs, key=lambda job: (Path(job.arg).stat().st_size, job.id))
@@ -165,7 +205,7 @@ def load_job(job: Job) -> pretty_midi.PrettyMIDI:
     from generator.arranger import bars_to_events
 
     rng = random.Random(stable_hash(job.id))
-    if job.source in ("music21", "lieder"):
+    if job.source in ("music21", "lieder", "calm-lieder"):
         from generator.notation import parse_to_midi
 
         return parse_to_midi(job.arg)
@@ -181,5 +221,5 @@ def load_job(job: Job) -> pretty_midi.PrettyMIDI:
         tune = arrangements.tune_from_midi(job.arg)
         if job.source == "pop-nottingham":
             return arrangements.pop_from_tune(tune, rng)
-        return ambient.ambient_piece(list(tune.chords), rng, transpose=rng.randint(-5, 6))
+        return ambient.ambient_piece(arrangements.bar_chords(tune), rng, transpose=rng.randint(-5, 6))
     raise KeyError(job.source)

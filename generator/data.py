@@ -27,7 +27,7 @@ import numpy as np
 
 from generator import vocab
 from generator.errors import InputError
-from generator.corpus_sources import SOURCES, Job, list_jobs, load_job, stable_hash
+from generator.corpus_sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ MIN_NOTES = 16
 MIN_SECONDS = 8.0
 MIN_HELD_OUT_PER_GENRE = 3
 DEFAULT_LIMITS = {
-    "music21": 10_000, "lieder": 500, "jazz-mma": 300, "pop-nottingham": 320, "pop-mma": 60,
+    "music21": 10_000, "lieder": 500, "calm-lieder": 300, "jazz-mma": 300, "pop-nottingham": 320, "pop-mma": 60,
     "calm-charts": 150, "calm-nottingham": 120,
 }
 
@@ -87,7 +87,8 @@ def check_midi(pm) -> str | None:
 
 
 def _cache_path(cache: Path, job: Job) -> Path:
-    return cache / job.source / f"{stable_hash(f'{job.id}|{CACHE_VERSION}'):016x}"
+    folder, key = cache_id(job)
+    return cache / folder / f"{stable_hash(f'{key}|{CACHE_VERSION}'):016x}"
 
 
 def _build_midi(job: Job, cache: Path | None, timeout_s: float):

@@ -204,3 +204,10 @@ def test_committed_shards_load_with_all_genres_in_every_split():
     assert min(hours.values()) > 1.0, hours
     size = sum((REPO / "data" / "shards" / f"{s}.npz").stat().st_size for s in shards)
     assert size < 15 * 2**20
+
+
+def test_each_song_is_either_classic_or_calm():
+    calm = {j.split_key for j in list_jobs("calm-lieder", SHARED)}
+    classic = {j.split_key for j in list_jobs("lieder", SHARED)}
+    assert 50 < len(calm) < len(classic)
+    assert not calm & classic
