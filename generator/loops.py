@@ -9,9 +9,11 @@ real pieces of a genre are rejected; docs/sampling.md records the numbers.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -47,13 +49,13 @@ class LoopLimits:
             return cls()
 
 
-# Calibrated by `calibrate` (docs/sampling.md, "Loop detector calibration"): the defaults, loosened
-# where real music of the genre went past them.
+# Calibrated by `calibrate` (`gen data calibrate-loops`; docs/sampling.md, "Loop detector
+# calibration"): the defaults, loosened where real music of the genre went past them.
 GENRE_LIMITS: dict[str, LoopLimits] = {
-    "classic": LoopLimits(),
+    "classic": LoopLimits(max_silence_s=4.66),
     "jazz": LoopLimits(),
-    "calm": LoopLimits(),
-    "pop": LoopLimits(),
+    "calm": LoopLimits(max_silence_s=26.61),
+    "pop": LoopLimits(max_note_s=13.8),
 }
 
 
@@ -234,12 +236,12 @@ def _calibrate_genre(genre: str, stats: list[LoopStats], base: LoopLimits, rate:
     changes: dict[str, float] = {}
     for name, (field, upper) in _BOUNDS.items():
         current = getattr(base, field)
-        if upper:
-            needed = float(np.quantile(values[name], 1 - rate, method="higher")) * margin
-            changes[field] = round(max(current, needed), 3)
+        if upper:  # rounded up to 0.01
+            needed = math.ceil(float(np.quantile(values[name], 1 - rate, method="higher")) * margin * 100) / 100
+            changes[field] = max(current, needed)
         else:
-            needed = float(np.quantile(values[name], rate, method="lower")) / margin
-            changes[field] = round(min(current, needed), 3)
+            needed = math.floor(float(np.quantile(values[name], rate, method="lower")) / margin * 100) / 100
+            changes[field] = min(current, needed)
     for field in ("max_glued_fraction", "max_hammer_share", "max_phrase_share"):
         changes[field] = min(changes[field], 1.0)
     limits = replace(base, **changes)
@@ -262,3 +264,20 @@ def calibration_table(result: dict[str, GenreCalibration]) -> str:
         lines.append(f"| {cal.genre} | {cal.n_pieces} | {defaults} | {cal.rejected_with_limits} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
+
+def calibration_pieces(seed_midi_dir: str | Path | None = None,
+                       test_shard: str | Path | None = None) -> Iterator[tuple[str, list[int]]]:
+    """(genre, ids) of real music: the seed's sample files (`<genre>_N.mid`) and the held-out
+    pieces of a test shard (data/shards/test.npz); either source may be None or absent."""
+    from generator.tokenizer import midi_to_ids
+
+    if seed_midi_dir is not None and Path(seed_midi_dir).is_dir():
+        for path in sorted(Path(seed_midi_dir).glob("*.mid")):
+            yield vocab.canonical_genre(path.stem.split("_")[0]), midi_to_ids(path)
+    if test_shard is not None and Path(test_shard).is_file():
+        from generator.shards import load_shard
+
+        shard = load_shard(test_shard)
+        for index in range(len(shard)):
+            yield vocab.GENRES[int(shard.genre[index])], shard.ids(index).tolist()

@@ -1,0 +1,35 @@
+"""`gen data calibrate-loops`: re-derive the loop detectors' per-genre limits from real music."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) -> None:
+    data_app.command("calibrate-loops")(calibrate_loops)
+
+
+def calibrate_loops(
+    data: Annotated[Path, typer.Option("--data", help="Data folder holding shards/test.npz.")] = Path("data"),
+    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid real pieces (e.g. the seed's samples).")] = None,
+    max_false_rejection: Annotated[float, typer.Option("--max-false-rejection", help="Share of real pieces a genre's limits may reject.")] = 0.05,
+) -> None:
+    """Measure the detectors on real music and print per-genre limits (a table for docs/sampling.md)."""
+    from generator.errors import InputError
+    from generator.loops import GENRE_LIMITS, calibrate, calibration_pieces, calibration_table
+    from generator.shards import shard_path
+
+    test = shard_path(data, "test")
+    pieces = list(calibration_pieces(seed_midi, test))
+    if not pieces:
+        raise InputError(f"{test}: no real pieces to calibrate on; prepare the corpus (`gen data prepare`) "
+                         "or pass --seed-midi")
+    result = calibrate(pieces, max_false_rejection=max_false_rejection)
+    typer.echo(calibration_table(result))
+    typer.echo("\nGENRE_LIMITS (generator/loops.py) would become:")
+    for genre, cal in result.items():
+        changed = {k: v for k, v in vars(cal.limits).items() if v != getattr(GENRE_LIMITS.get(genre), k, None)}
+        typer.echo(f"  {genre}: {cal.limits}" + ("" if not changed else f"   # differs: {sorted(changed)}"))

@@ -1,0 +1,124 @@
+import random
+from pathlib import Path
+
+import pytest
+
+from generator import vocab
+from generator.loops import (
+    DETECTORS,
+    GENRE_LIMITS,
+    LoopLimits,
+    calibrate,
+    calibration_pieces,
+    calibration_table,
+    detect,
+    measure,
+)
+from generator.tokenizer import Note, midi_to_ids, notes_to_ids
+
+VECTORS = Path("/work/shared/vectors")
+if not VECTORS.is_dir():
+    VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
+SEED_MIDI = VECTORS / "seed_midi"
+needs_vectors = pytest.mark.skipif(not SEED_MIDI.is_dir(), reason="seed test vectors not present")
+DEFAULTS = LoopLimits()
+
+
+def _melody(seconds: float = 30.0, start_s: float = 0.0, seed: int = 0) -> list[Note]:
+    """A plausible line: 4 notes a second, varied pitches, durations and velocities."""
+    rng = random.Random(seed)
+    notes, t, pitch = [], start_s, 60
+    while t < start_s + seconds:
+        pitch = min(84, max(48, pitch + rng.choice([-5, -3, -2, -1, 1, 2, 3, 4, 7])))
+        notes.append(Note(pitch, t, t + rng.choice([0.15, 0.2, 0.3, 0.45]), rng.randint(50, 90)))
+        t += rng.choice([0.2, 0.25, 0.3])
+    return notes
+
+
+def _reason(notes: list[Note]) -> str | None:
+    return detect(notes_to_ids(notes), limits=DEFAULTS)
+
+
+def test_a_plausible_melody_passes_every_detector():
+    for seed in range(5):
+        assert _reason(_melody(seed=seed)) is None
+
+
+def test_too_few_notes():
+    sparse = [Note(60, 0.0, 0.5, 80), Note(64, 10.0, 10.5, 80), Note(67, 29.0, 30.0, 80)]
+    assert _reason(sparse).startswith("too_few_notes")
+    assert detect([vocab.TIME_SHIFT + 99] * 30 + [vocab.END], limits=DEFAULTS).startswith("too_few_notes")
+    assert detect([], limits=DEFAULTS).startswith("too_few_notes")
+
+
+def test_stuck_note():
+    assert _reason(_melody() + [Note(30, 2.0, 22.0, 60)]).startswith("stuck_note")
+
+
+def test_long_silence_inside_the_track():
+    gap = _melody(10.0) + _melody(10.0, start_s=14.0, seed=1)
+    assert _reason(gap).startswith("long_silence")
+    short_gap = _melody(10.0) + _melody(10.0, start_s=12.0, seed=1)
+    assert _reason(short_gap) is None
+
+
+def test_glued_repetitions_like_the_seed_rule():
+    # four voices, each re-striking its pitch exactly when the last stroke ends
+    glued = [Note(p, i * 0.25, (i + 1) * 0.25, 70) for i in range(120) for p in (48, 55, 64, 71)]
+    assert _reason(glued).startswith("glued_notes")
+
+
+def test_one_pitch_hammered():
+    notes = _melody()
+    hammered = [Note(62, n.start_s, n.start_s + 0.1, 80) if i % 3 else n for i, n in enumerate(notes)]
+    assert _reason(hammered).startswith("hammered_pitch")
+
+
+def test_a_phrase_repeated_verbatim():
+    phrase = [(60, 0.0), (64, 0.25), (67, 0.5), (72, 0.75), (71, 1.25), (67, 1.5), (65, 1.75), (62, 2.0)]
+    loop = [Note(p, k * 2.5 + t, k * 2.5 + t + 0.2, 80) for k in range(12) for p, t in phrase]
+    assert _reason(loop).startswith("phrase_loop")
+    # the same phrase transposed each time is not a verbatim repeat
+    varied = [Note(p + k % 5, k * 2.5 + t, k * 2.5 + t + 0.2, 80) for k in range(12) for p, t in phrase]
+    assert _reason(varied) is None
+
+
+def test_drums_are_not_hammered_pitches():
+    hats = [Note(42, i * 0.25, i * 0.25 + 0.05, 80, vocab.DRUMS_FAMILY) for i in range(120)]
+    assert _reason(_melody() + hats) is None
+
+
+def test_every_detector_has_a_test_above():
+    reasons = {"too_few_notes", "stuck_note", "long_silence", "glued_notes", "hammered_pitch", "phrase_loop"}
+    assert reasons == set(DETECTORS)
+
+
+def test_limits_for_genre_accept_aliases_and_default_otherwise():
+    assert LoopLimits.for_genre("ambient") == GENRE_LIMITS["calm"]
+    assert LoopLimits.for_genre(None) == LoopLimits() == LoopLimits.for_genre("nonexistent")
+
+
+@needs_vectors
+@pytest.mark.parametrize("genre", vocab.GENRES)
+def test_detectors_pass_the_seed_files_at_their_genre_limits(genre):
+    ids = midi_to_ids(SEED_MIDI / f"{genre}_0.mid")
+    assert detect(ids, genre) is None
+
+
+@needs_vectors
+def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
+    pieces = list(calibration_pieces(seed_midi_dir=SEED_MIDI, test_shard=None))
+    assert sorted(g for g, _ in pieces) == sorted(vocab.GENRES)
+    result = calibrate(pieces)
+    for genre, cal in result.items():
+        assert cal.rejected_with_limits == 0  # one piece per genre here: none may be rejected
+        assert cal.limits.max_silence_s >= DEFAULTS.max_silence_s
+        assert cal.limits.min_notes_per_s <= DEFAULTS.min_notes_per_s
+    assert result["calm"].rejected_with_defaults.get("long_silence") == 1  # its 24 s pause
+    assert result["jazz"].limits.max_silence_s == DEFAULTS.max_silence_s  # jazz_0 needs no change
+    assert "| calm |" in calibration_table(result)
+
+
+def test_measure_reports_the_statistics():
+    stats = measure(_melody(), 30.0)
+    assert 3.0 < stats.notes_per_s < 5.0 and stats.longest_silence_s < 0.2 and stats.phrase_share < 0.2
