@@ -57,6 +57,7 @@ class TrainOptions:
     augment: bool = True
     resume: bool = False
     seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; weights stay fp32)
     threads: int | None = None  # CPU threads for torch; None: torch's default (all cores)
     command: str = ""
 
@@ -222,6 +223,19 @@ def hardware(device: str) -> dict:
     return info
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --precision; auto: bf16 on GPUs and on CPUs with native bf16 (AMX), else fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        native = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return torch.bfloat16 if native else None
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes or (precision == "fp16" and device.type != "cuda"):
+        raise InputError(f"--precision {precision!r}: use auto, fp32, bf16 (or fp16 on CUDA)")
+    return dtypes[precision]
+
+
 class _Stop:
     """SIGINT/SIGTERM ask the loop to stop at the next step boundary; a second signal aborts."""
 
@@ -278,8 +292,7 @@ class Trainer:
         self.meta: dict = {}
         if state is not None:
             self._restore(state)
-        self.amp = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else (
-            torch.float16 if self.device.type == "cuda" else None)
+        self.amp = autocast_dtype(opts.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
         if state is not None and state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
@@ -347,7 +360,7 @@ class Trainer:
             "n_params": self.model.n_params(),
             "steps": self.step, "max_steps": self.opts.max_steps, "finished": finished,
             "tokens_seen": self.tokens_seen, "wall_time_s": round(self.wall_s, 1),
-            "hardware": hardware(str(self.device)),
+            "hardware": {**hardware(str(self.device)), "precision": str(self.amp or torch.float32)},
             "command": self.opts.command,
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.opts).items()
                         if k in RUN_FIELDS},

@@ -20,6 +20,13 @@ class ConfigName(str, Enum):
     tiny = "tiny"
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -71,6 +78,8 @@ def train(
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random transposition -3..+3 and "
                                           "time stretch 0.95-1.05.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the window sampling.")] = 0,
+    precision: Annotated[Precision, typer.Option("--precision", help="Autocast precision; auto: bf16 on GPUs "
+                                                 "and on CPUs with native bf16 (AMX), else fp32.")] = Precision.auto,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch "
                                                    "(default: all cores).")] = None,
 ) -> None:
@@ -85,7 +94,7 @@ def train(
         data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
-        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads,
+        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads, precision=precision.value,
         command=_command_line(ctx),
     )
     console = Console(stderr=True)
