@@ -368,11 +368,24 @@ class Trainer:
                      "train_pieces": int(len(self.pieces)), "train_tokens": int(lengths.sum()),
                      "train_tokens_per_genre": {vocab.GENRES[g]: int(lengths[genres == g].sum())
                                                 for g in range(len(vocab.GENRES)) if (genres == g).any()},
-                     "excluded_licences": list(self.opts.exclude_licences)},
+                     "excluded_licences": list(self.opts.exclude_licences), **self._provenance()},
             "history": self.history,
             "saved_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
         return meta
+
+    def _provenance(self) -> dict:
+        """Pieces per licence class and per source among the training pieces (from pieces.jsonl)."""
+        path = Path(self.opts.data_dir) / "pieces.jsonl"
+        if not path.is_file():
+            return {}
+        rows = read_pieces(path)
+        counts: dict[str, dict[str, int]] = {"licence_classes": {}, "sources": {}}
+        for row in (rows[r] for r in self.shard.piece[self.pieces] if r < len(rows)):
+            for key, field_name in (("licence_classes", "licence_class"), ("sources", "source")):
+                value = str(row.get(field_name, "unknown"))
+                counts[key][value] = counts[key].get(value, 0) + 1
+        return counts
 
     def save(self, finished: bool = False) -> None:
         self.meta = self.build_meta(finished)

@@ -207,8 +207,9 @@ def test_cli_train_then_model_info(corpus, tmp_path):
     assert lines["steps"].strip() == "2" and "relative attention" in lines["architecture"]
     assert "--exclude-licence copyleft,none" in lines["command"] and lines["excluded licences"].strip() == \
         "copyleft, none"
-    assert set(json.loads(runner.invoke(app, ["model", "info", "--json", str(out / "checkpoint.pt")]).output)
-               ["test_nll"]) == set(vocab.GENRES)
+    facts = json.loads(runner.invoke(app, ["model", "info", "--json", str(out / "checkpoint.pt")]).output)
+    assert set(facts["test_nll"]) == set(vocab.GENRES)  # held-out evaluation covers every genre
+    assert facts["data"]["licence_classes"] == {"pd": 3} and facts["parameters"] > 0
 
 
 def test_model_info_on_a_missing_checkpoint_is_a_checkpoint_error(tmp_path):
