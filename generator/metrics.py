@@ -33,13 +33,15 @@ def _kde(values: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray:
 
 def overlap_area(real: Sequence[float], generated: Sequence[float]) -> float:
     """Area shared by the Gaussian kernel densities of two samples (MGEval style): 1 = same
-    distribution, 0 = disjoint. Each sample gets its own Silverman bandwidth."""
+    distribution, 0 = disjoint. Silverman bandwidths; the generated sample's is at least the real
+    one's, so that a handful of tracks is not judged as a set of spikes."""
     a, b = np.asarray(real, dtype=float), np.asarray(generated, dtype=float)
     if a.size == 0 or b.size == 0:
         return 0.0
     both = np.concatenate([a, b])
     scale = max(float(np.ptp(both)), float(np.abs(both).max()) * 0.05, 1e-3)
-    ha, hb = _bandwidth(a, scale), _bandwidth(b, scale)
+    ha = _bandwidth(a, scale)
+    hb = max(_bandwidth(b, scale), ha)
     pad = 4 * max(ha, hb)
     grid = np.linspace(both.min() - pad, both.max() + pad, _KDE_GRID_POINTS)
     shared = np.minimum(_kde(a, grid, ha), _kde(b, grid, hb))
