@@ -98,7 +98,7 @@ def test_overlap_is_one_for_the_same_distribution_and_zero_for_disjoint_ones():
     assert metrics.overlap_area(real, rng.normal(8, 1, 400)) < 0.02
     assert metrics.overlap_area([2.0] * 5, [2.0] * 3) > 0.99  # constant samples still compare
     # one generated track gets the real set's kernel width: typical scores well, far-out does not
-    assert metrics.overlap_area(real, [0.0]) > 0.5 and metrics.overlap_area(real, [5.0]) < 0.05
+    assert metrics.overlap_area(real, [0.0]) > 0.4 and metrics.overlap_area(real, [5.0]) < 0.05
     assert metrics.histogram_overlap(np.array([[1, 0], [0, 1]]), np.array([[0.5, 0.5]])) == pytest.approx(1.0)
 
 
