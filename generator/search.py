@@ -54,9 +54,10 @@ class GenerationRequest:
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "
                              "(a shorter --primer-seconds)")
-        if any(not 0 <= int(t) < vocab.END for t in self.primer_ids) and not all(
-                0 <= int(t) < vocab.VOCAB_SIZE for t in self.primer_ids):
-            raise InputError("primer_ids hold ids outside the vocabulary; build them with primer_from_midi")
+        if any(not (0 <= int(t) < vocab.END or vocab.INSTRUMENT <= int(t) < vocab.VOCAB_SIZE)
+               for t in self.primer_ids):
+            raise InputError("primer_ids hold END, PAD, GENRE or unknown ids: use note, velocity, time-shift "
+                             "and instrument ids only (primer_from_midi makes them)")
 
     @property
     def genre_token(self) -> int:

@@ -151,6 +151,8 @@ def test_requests_are_validated():
         GenerationRequest("jazz", 0, 10.0, ending="cut")
     with pytest.raises(InputError, match="duration_s"):
         GenerationRequest("jazz", 0, -1.0)
+    with pytest.raises(InputError, match="primer_ids hold END"):
+        GenerationRequest("jazz", 0, 10.0, primer_ids=(60, vocab.END))
     with pytest.raises(InputError, match="at most 512"):
         GenerationRequest("jazz", 0, 10.0, primer_ids=(60,) * 513)
     with pytest.raises(InputError, match="primer lasts"):
