@@ -140,7 +140,11 @@ def test_a_model_without_time_shifts_is_capped():
     model = _model(time_bias=-1e4)
     result = generate(model, [GenerationRequest("jazz", 0, 1.0)])[0]
     assert result.stop_reason == "token_cap"
-    assert 356 <= result.tokens_generated <= 356 + 150 and result.ids[-1] == vocab.END
+    cap = 1 * 100 + 256  # 100 tokens per target second + 256
+    closing = result.ids[cap:]
+    assert closing[-1] == vocab.END and vocab.END not in result.ids[:cap]
+    assert not any(vocab.TIME_SHIFT <= t < vocab.END for t in result.ids)
+    assert all(vocab.NOTE_OFF <= t < vocab.VELOCITY or t >= vocab.INSTRUMENT for t in closing[:-1])
     assert not _sounding_at_end(result.ids[:-1])
 
 
