@@ -182,3 +182,14 @@ def test_unknown_checkpoint_format_raises_checkpoint_error(tmp_path):
 def test_seed_state_dict_with_wrong_head_override_is_rejected():
     with pytest.raises(CheckpointError, match="n_heads"):
         load_checkpoint(SEED_STATE, n_heads=8)
+
+
+@needs_vectors
+def test_seed_state_dict_without_relative_attention_needs_the_head_count(tmp_path):
+    state = torch.load(SEED_STATE, weights_only=True)
+    path = tmp_path / "no_rpr.pt"
+    torch.save({k: v for k, v in state.items() if not k.endswith(".Er")}, path)
+    with pytest.raises(CheckpointError, match="n_heads"):
+        load_checkpoint(path)
+    model, _ = load_checkpoint(path, n_heads=4)
+    assert (model.config.n_heads, model.config.relative, model.config.absolute_pe) == (4, False, True)
