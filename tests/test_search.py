@@ -61,6 +61,17 @@ def test_batch_rows_are_independent():
     assert all(r.ids[:4] == primer for r in together[1::2])
 
 
+def test_finished_rows_leave_the_batch():
+    model = _model(time_bias=1.0)
+    sizes = []
+    step = model.step
+    model.step = lambda ids, cache: (sizes.append(ids.shape[0]), step(ids, cache))[1]
+    requests = [GenerationRequest("jazz", s, d) for s, d in enumerate((1.0, 4.0, 8.0, 16.0))]
+    results = generate(model, requests, batch_size=4)
+    assert sizes[0] == 4 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)
+    assert sum(sizes) <= sum(r.tokens_generated for r in results)  # one row-step per sampled token at most
+
+
 def test_a_seed_gives_the_same_track_and_another_seed_another():
     model = _model()
     a, b, c = generate(model, [GenerationRequest("jazz", 1, 5.0), GenerationRequest("jazz", 1, 5.0),
