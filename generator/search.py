@@ -79,9 +79,22 @@ class GenerationResult:
 def generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], *, device: str = "cpu",
              batch_size: int = 8, time_budget_s: float | None = None,
              progress: Progress | None = None) -> list[GenerationResult]:
-    """Sample every request (beam search where its params say beam_width > 1); results in order."""
+    """Sample every request (beam search where its params say beam_width > 1); results in order.
+
+    The model runs in eval mode (no dropout) and is put back in its former mode afterwards.
+    """
     if batch_size < 1:
         raise InputError(f"batch_size = {batch_size} is invalid: use a whole number >= 1")
+    was_training = model.training
+    model.eval()
+    try:
+        return _generate(model, requests, device, batch_size, time_budget_s, progress)
+    finally:
+        model.train(was_training)
+
+
+def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], device: str, batch_size: int,
+              time_budget_s: float | None, progress: Progress | None) -> list[GenerationResult]:
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     max_seq, vocab_size = model.config.max_seq, model.config.vocab_size
     rows = [_new_row(i, r, vocab_size) for i, r in enumerate(requests)]
