@@ -194,6 +194,16 @@ _BOUNDS = {
     "hammer_share": ("max_hammer_share", True),
     "phrase_share": ("max_phrase_share", True),
     "notes_per_s": ("min_notes_per_s", False),
+    "n_notes": ("min_notes", False),
+}
+_FRACTIONS = {"max_glued_fraction", "max_hammer_share", "max_phrase_share"}
+_DETECTOR_STATS = {  # detector -> the statistics it compares with a limit
+    "too_few_notes": ("notes_per_s", "n_notes"),
+    "stuck_note": ("longest_note_s",),
+    "long_silence": ("longest_silence_s",),
+    "glued_notes": ("glued_fraction",),
+    "hammered_pitch": ("hammer_share",),
+    "phrase_loop": ("phrase_share",),
 }
 
 
@@ -234,22 +244,40 @@ def _calibrate_genre(genre: str, stats: list[LoopStats], base: LoopLimits, rate:
                      margin: float) -> GenreCalibration:
     values = {name: np.array([getattr(s, name) for s in stats], dtype=float) for name in _BOUNDS}
     changes: dict[str, float] = {}
-    for name, (field, upper) in _BOUNDS.items():
-        current = getattr(base, field)
-        if upper:  # rounded up to 0.01
-            needed = math.ceil(float(np.quantile(values[name], 1 - rate, method="higher")) * margin * 100) / 100
-            changes[field] = max(current, needed)
-        else:
-            needed = math.floor(float(np.quantile(values[name], rate, method="lower")) / margin * 100) / 100
-            changes[field] = min(current, needed)
-    for field in ("max_glued_fraction", "max_hammer_share", "max_phrase_share"):
-        changes[field] = min(changes[field], 1.0)
+    for name, (field, upper) in _BOUNDS.items():  # each detector alone rejects at most `rate`
+        if name == "n_notes":
+            continue  # the note count stays a hard floor unless the loop below must move it
+        q = float(np.quantile(values[name], 1 - rate if upper else rate, method="higher" if upper else "lower"))
+        changes[field] = _loosened(field, getattr(base, field), q, upper, margin)
     limits = replace(base, **changes)
+    while True:  # together too: loosen the detector that rejects most until the total fits
+        rejected = [(v.split(":")[0], s) for s in stats if (v := verdict(s, limits))]
+        if len(rejected) <= rate * len(stats):
+            break
+        worst = Counter(name for name, _ in rejected).most_common(1)[0][0]
+        culprits = [s for d, s in rejected if d == worst]
+        moved = {}
+        for name in _DETECTOR_STATS[worst]:
+            field, upper = _BOUNDS[name]
+            nearest = (min if upper else max)(getattr(s, name) for s in culprits)
+            moved[field] = _loosened(field, getattr(limits, field), nearest, upper, margin)
+        if all(moved[f] == getattr(limits, f) for f in moved):
+            break  # cannot loosen further (a fraction already at 1): report what is left
+        limits = replace(limits, **moved)
     with_defaults = Counter(v.split(":")[0] for s in stats if (v := verdict(s, base)))
-    with_limits = sum(verdict(s, limits) is not None for s in stats)
     quantiles = {name: (float(np.median(v)), float(np.quantile(v, 0.95)), float(v.max()))
                  for name, v in values.items()}
-    return GenreCalibration(genre, len(stats), limits, dict(with_defaults), with_limits, quantiles)
+    return GenreCalibration(genre, len(stats), limits, dict(with_defaults), len(rejected), quantiles)
+
+
+def _loosened(field: str, current: float, value: float, upper: bool, margin: float) -> float:
+    """The limit moved just past `value` with `margin` (to 0.01, never tightened); fractions <= 1."""
+    if field == "min_notes":
+        return min(current, int(value))
+    if upper:
+        needed = math.ceil(value * margin * 100) / 100
+        return max(current, min(needed, 1.0) if field in _FRACTIONS else needed)
+    return min(current, math.floor(value / margin * 100) / 100)
 
 
 def calibration_table(result: dict[str, GenreCalibration]) -> str:

@@ -29,7 +29,7 @@ def _melody(seconds: float = 30.0, start_s: float = 0.0, seed: int = 0) -> list[
     rng = random.Random(seed)
     notes, t, pitch = [], start_s, 60
     while t < start_s + seconds:
-        pitch = min(84, max(48, pitch + rng.choice([-5, -3, -2, -1, 1, 2, 3, 4, 7])))
+        pitch = 48 + (pitch - 48 + rng.choice([-5, -3, -2, -1, 1, 2, 3, 4, 7])) % 36
         notes.append(Note(pitch, t, t + rng.choice([0.15, 0.2, 0.3, 0.45]), rng.randint(50, 90)))
         t += rng.choice([0.2, 0.25, 0.3])
     return notes
@@ -117,6 +117,28 @@ def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
     assert result["calm"].rejected_with_defaults.get("long_silence") == 1  # its 24 s pause
     assert result["jazz"].limits.max_silence_s == DEFAULTS.max_silence_s  # jazz_0 needs no change
     assert "| calm |" in calibration_table(result)
+
+
+def test_calibration_tolerates_five_percent_of_real_pieces():
+    plain = [_melody(20.0, seed=s) for s in range(40)]
+    one_pause = plain[:39] + [_melody(10.0) + _melody(10.0, start_s=16.0, seed=1)]  # 1 of 40: 2.5%
+    cal = calibrate([("jazz", notes) for notes in one_pause])["jazz"]
+    assert cal.limits.max_silence_s == DEFAULTS.max_silence_s and cal.rejected_with_limits == 1
+    four_pauses = plain[:36] + [_melody(10.0) + _melody(10.0, start_s=16.0, seed=s) for s in range(4)]  # 10%
+    cal = calibrate([("jazz", notes) for notes in four_pauses])["jazz"]
+    assert cal.limits.max_silence_s > 5.0 and cal.rejected_with_limits == 0
+    assert cal.rejected_with_defaults == {"long_silence": 4}
+
+
+def test_calibration_bounds_the_rejections_of_all_detectors_together():
+    pieces = [_melody(20.0, seed=s) for s in range(34)]
+    pieces += [_melody(10.0, seed=s) + _melody(10.0, start_s=15.0 + s, seed=s) for s in range(2)]  # pauses
+    pieces += [_melody(20.0, seed=s) + [Note(30, 1.0, 12.0 + s, 60)] for s in range(2)]  # long notes
+    pieces += [[Note(p + s, i * 0.25, (i + 1) * 0.25, 70) for i in range(80) for p in (48, 55, 64, 71)]
+               for s in range(2)]  # glued chords
+    cal = calibrate([("pop", notes) for notes in pieces])["pop"]
+    assert sum(cal.rejected_with_defaults.values()) == 6  # 15% at the defaults
+    assert cal.rejected_with_limits <= 0.05 * len(pieces)
 
 
 def test_measure_reports_the_statistics():
