@@ -118,8 +118,8 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
 
 
 def _remove_partials(out_dir: Path) -> None:
-    """Staging folders of a killed run: never finished, so never in the manifest."""
-    for partial in out_dir.glob(".partial-*"):
+    """Staging (and swapped-out) folders of a killed run: never finished, so never in the manifest."""
+    for partial in [*out_dir.glob(".partial-*"), *out_dir.glob(".old-*")]:
         shutil.rmtree(partial, ignore_errors=True)
 
 
@@ -197,9 +197,10 @@ class _Composed:
 
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
-    from generator.loops import LoopLimits
+    from generator.compose import compose_many
+    from generator.loops import LoopLimits, detect
     from generator.sampling import SamplingParams
-    from generator.search import GenerationRequest, compose_many
+    from generator.search import GenerationRequest
 
     recipe = ctx.recipe
     requests = [
@@ -208,9 +209,14 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
                           ending=recipe.mastering.ending)
         for p in members
     ]
-    limits = [dataclasses.replace(LoopLimits.for_genre(p.genre), **recipe.loops.thresholds) for p in members]
-    results = compose_many(ctx.model, requests, limits=limits, max_attempts=recipe.loops.max_attempts,
-                           device=ctx.device, batch_size=GROUP_SIZE, time_budget_s=recipe.time_budget_s)
+    overrides = dict(recipe.loops.thresholds)
+
+    def detector(ids, genre, _limits):
+        return detect(ids, genre, dataclasses.replace(LoopLimits.for_genre(genre), **overrides))
+
+    # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
+    results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
+                           batch_size=GROUP_SIZE, time_budget_s=recipe.time_budget_s, detector=detector)
     composed = []
     for r in results:
         reasons = tuple(f"seed {seed}: {reason}" for seed, reason in r.rejections)

@@ -33,9 +33,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     with torch.no_grad():  # lean towards short time shifts and notes so tracks fill quickly
         bias = model.head.bias
         bias.zero_()
-        bias[288:300] += 3.0
-        bias[40:80] += 2.0
-        bias[168:208] += 2.5
+        bias[288:300] += 3.0  # TIME_SHIFT 10..120 ms
+        bias[48:72] += 3.5  # NOTE_ON, middle register
+        bias[176:200] += 3.0  # their NOTE_OFFs
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, {"name": "tiny-test"})
     return path
