@@ -110,6 +110,9 @@ def train(
             elif p.event == "eval":
                 scores = "  ".join(f"{genre} {nll:.3f}" for genre, nll in p.valid_nll.items())
                 progress.console.print(f"step {p.step}: valid NLL {scores}")
+            elif p.event == "checkpoint" and not console.is_terminal:  # a log file gets no live bar
+                progress.console.print(f"step {p.step}/{p.max_steps}: loss {p.loss:.3f}, "
+                                       f"{p.tokens_per_s:,.0f} tok/s, checkpoint saved")
 
         result = run_training(opts, on_progress)
     state = "finished" if result.finished else f"stopped ({result.stopped_by})"
