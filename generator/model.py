@@ -309,6 +309,7 @@ def _from_seed(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTrans
     except (KeyError, ValueError, RuntimeError, AttributeError) as error:
         raise CheckpointError(f"{path}: seed-format state_dict does not fit the seed architecture "
                               f"({str(error).splitlines()[0][:120]}); pass n_heads or check the file") from None
+    log.info("%s: seed-format state_dict, inferred %s", path, config.describe())
     meta = {"source": "seed music-composer state_dict", "vocab": {"size": config.vocab_size, "encoding": "seed"}}
     return model, meta
 

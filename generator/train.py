@@ -217,7 +217,8 @@ def _cpu_name() -> str:
 
 def hardware(device: str) -> dict:
     info = {"device": device, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__), "python": platform.python_version()}
+            "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
+            "python": platform.python_version()}
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info

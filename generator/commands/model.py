@@ -94,7 +94,8 @@ def train(
         data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
-        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads, precision=precision.value,
+        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads,
+        precision=precision.value,
         command=_command_line(ctx),
     )
     console = Console(stderr=True)
