@@ -8,12 +8,9 @@ from generator.attention import KVCache, relative_logits, relative_logits_naive,
 from generator.errors import CheckpointError
 from generator.model import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
 
-VECTORS = Path("/work/shared/vectors")
-if not VECTORS.is_dir():
-    VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
+from paths import VECTORS
 SEED_STATE = VECTORS / "seed_tiny_state_dict.pt"
 SEED_IO = VECTORS / "seed_tiny_io.pt"
-needs_vectors = pytest.mark.skipif(not SEED_STATE.is_file(), reason="seed test vectors not present")
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +56,6 @@ def test_step_relative_logits_match_the_last_rows_of_the_full_ones():
     assert torch.allclose(part[..., lower], full[:, :, -7:][..., lower], atol=1e-5)
 
 
-@needs_vectors
 def test_seed_state_dict_reproduces_seed_logits():
     model, meta = load_checkpoint(SEED_STATE)
     io = torch.load(SEED_IO, weights_only=True)
@@ -70,7 +66,6 @@ def test_seed_state_dict_reproduces_seed_logits():
     assert (logits - io["logits_eval"]).abs().max() <= 1e-4
 
 
-@needs_vectors
 def test_seed_model_cached_steps_equal_seed_logits():
     model, _ = load_checkpoint(SEED_STATE)
     io = torch.load(SEED_IO, weights_only=True)
@@ -146,7 +141,6 @@ def test_save_then_load_gives_identical_logits(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
 
 
-@needs_vectors
 def test_seed_model_round_trips_through_our_format(tmp_path):
     model, _ = load_checkpoint(SEED_STATE)
     save_checkpoint(tmp_path / "seed.pt", model, {})
@@ -178,13 +172,11 @@ def test_unknown_checkpoint_format_raises_checkpoint_error(tmp_path):
         load_checkpoint(path)
 
 
-@needs_vectors
 def test_seed_state_dict_with_wrong_head_override_is_rejected():
     with pytest.raises(CheckpointError, match="n_heads"):
         load_checkpoint(SEED_STATE, n_heads=8)
 
 
-@needs_vectors
 def test_seed_state_dict_without_relative_attention_needs_the_head_count(tmp_path):
     state = torch.load(SEED_STATE, weights_only=True)
     path = tmp_path / "no_rpr.pt"

@@ -21,9 +21,8 @@ from generator.tokenizer import Note, augment_ids, ids_to_midi, ids_to_notes, mi
 from generator.tokenizer import names, notes_to_ids, seconds_of
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_DIR = Path("/work/shared/vectors/seed_midi")
-if not SEED_DIR.is_dir():
-    SEED_DIR = ROOT.parent / "shared" / "vectors" / "seed_midi"
+from paths import SEED_MIDI  # noqa: E402
+SEED_DIR = SEED_MIDI
 SEED_NAMES = ["calm_0", "classic_0", "jazz_0", "pop_0"]
 DRUMS = vocab.DRUMS_FAMILY
 TICK_S = 0.01

@@ -19,9 +19,7 @@ from generator.tokenizer import midi_to_ids
 from generator.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, learning_rate, train,
                              train_pieces)
 
-SEED_MIDI = Path("/work/shared/vectors/seed_midi")
-if not SEED_MIDI.is_dir():
-    SEED_MIDI = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "seed_midi"
+from paths import SEED_MIDI
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +51,6 @@ def write_seed_midi_corpus(data_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    if not SEED_MIDI.is_dir():
-        pytest.skip("seed MIDI files not present")
     data_dir = tmp_path_factory.mktemp("data")
     write_seed_midi_corpus(data_dir)
     return data_dir
