@@ -53,9 +53,9 @@ class LoopLimits:
 # calibration"): the defaults, loosened where real music of the genre went past them.
 GENRE_LIMITS: dict[str, LoopLimits] = {
     "classic": LoopLimits(max_silence_s=4.66),
-    "jazz": LoopLimits(),
-    "calm": LoopLimits(max_silence_s=26.61),
-    "pop": LoopLimits(max_note_s=13.8),
+    "jazz": LoopLimits(max_note_s=10.4),
+    "calm": LoopLimits(max_note_s=18.34, max_silence_s=26.61),
+    "pop": LoopLimits(max_note_s=35.47),
 }
 
 
@@ -217,18 +217,24 @@ class GenreCalibration:
     quantiles: dict[str, tuple[float, float, float]]  # statistic -> (median, 95th percentile, max)
 
 
-def calibrate(pieces: Iterable[tuple[str, Sequence]], *, base: LoopLimits = LoopLimits(),
-              max_false_rejection: float = 0.05, margin: float = 1.1) -> dict[str, GenreCalibration]:
+def calibrate(pieces: Iterable[tuple[str, Sequence]], *, anchors: Iterable[tuple[str, Sequence]] = (),
+              base: LoopLimits = LoopLimits(), max_false_rejection: float = 0.05,
+              margin: float = 1.1) -> dict[str, GenreCalibration]:
     """Per-genre limits from real music: `pieces` yields (genre, notes) or (genre, ids).
 
     Each limit starts at `base` and is loosened only as far as needed (times `margin`) so that at
-    most `max_false_rejection` of a genre's real pieces pass it.
+    most `max_false_rejection` of a genre's pieces are rejected, by all detectors together.
+    `anchors` (e.g. the seed's sample files) are pieces of the calibration that must never be
+    rejected: limits are loosened further until they pass.
     """
-    stats_by_genre: dict[str, list[LoopStats]] = {}
-    for genre, piece in pieces:
-        stats_by_genre.setdefault(vocab.canonical_genre(genre), []).append(_measure_piece(piece, base))
-    return {genre: _calibrate_genre(genre, stats, base, max_false_rejection, margin)
-            for genre, stats in sorted(stats_by_genre.items())}
+    stats: dict[str, list[LoopStats]] = {}
+    anchored: dict[str, list[LoopStats]] = {}
+    for target, source in ((anchored, anchors), (stats, pieces)):
+        for genre, piece in source:
+            target.setdefault(vocab.canonical_genre(genre), []).append(_measure_piece(piece, base))
+    return {genre: _calibrate_genre(genre, stats.get(genre, []) + anchored.get(genre, []),
+                                    anchored.get(genre, []), base, max_false_rejection, margin)
+            for genre in sorted(set(stats) | set(anchored))}
 
 
 def _measure_piece(piece: Sequence, limits: LoopLimits) -> LoopStats:
@@ -240,8 +246,8 @@ def _measure_piece(piece: Sequence, limits: LoopLimits) -> LoopStats:
     return measure(piece, 0.0, limits)
 
 
-def _calibrate_genre(genre: str, stats: list[LoopStats], base: LoopLimits, rate: float,
-                     margin: float) -> GenreCalibration:
+def _calibrate_genre(genre: str, stats: list[LoopStats], anchors: list[LoopStats], base: LoopLimits,
+                     rate: float, margin: float) -> GenreCalibration:
     values = {name: np.array([getattr(s, name) for s in stats], dtype=float) for name in _BOUNDS}
     changes: dict[str, float] = {}
     for name, (field, upper) in _BOUNDS.items():  # each detector alone rejects at most `rate`
@@ -252,10 +258,12 @@ def _calibrate_genre(genre: str, stats: list[LoopStats], base: LoopLimits, rate:
     limits = replace(base, **changes)
     while True:  # together too: loosen the detector that rejects most until the total fits
         rejected = [(v.split(":")[0], s) for s in stats if (v := verdict(s, limits))]
-        if len(rejected) <= rate * len(stats):
+        anchors_rejected = [(d, s) for d, s in rejected if any(s is a for a in anchors)]
+        if len(rejected) <= rate * len(stats) and not anchors_rejected:
             break
-        worst = Counter(name for name, _ in rejected).most_common(1)[0][0]
-        culprits = [s for d, s in rejected if d == worst]
+        pool = anchors_rejected or rejected
+        worst = Counter(name for name, _ in pool).most_common(1)[0][0]
+        culprits = [s for d, s in pool if d == worst]
         moved = {}
         for name in _DETECTOR_STATS[worst]:
             field, upper = _BOUNDS[name]

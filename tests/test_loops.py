@@ -124,6 +124,8 @@ def test_calibration_tolerates_five_percent_of_real_pieces():
     one_pause = plain[:39] + [_melody(10.0) + _melody(10.0, start_s=16.0, seed=1)]  # 1 of 40: 2.5%
     cal = calibrate([("jazz", notes) for notes in one_pause])["jazz"]
     assert cal.limits.max_silence_s == DEFAULTS.max_silence_s and cal.rejected_with_limits == 1
+    anchored = calibrate([("jazz", notes) for notes in plain[:39]], anchors=[("jazz", one_pause[-1])])["jazz"]
+    assert anchored.limits.max_silence_s > 5.0 and anchored.rejected_with_limits == 0  # anchors always pass
     four_pauses = plain[:36] + [_melody(10.0) + _melody(10.0, start_s=16.0, seed=s) for s in range(4)]  # 10%
     cal = calibrate([("jazz", notes) for notes in four_pauses])["jazz"]
     assert cal.limits.max_silence_s > 5.0 and cal.rejected_with_limits == 0
