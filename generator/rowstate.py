@@ -17,8 +17,12 @@ from generator import vocab
 
 ENDINGS = ("ring", "fade")
 TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS
-TOKENS_PER_S_CAP = 100  # a row is closed after this many new tokens per target second (+ CAP_SLACK)
+# A row is closed ("token_cap") after TOKENS_PER_S_CAP new tokens per target second + CAP_SLACK
+# (the densest training pieces, MMA jazz, carry up to ~160 tokens per second), or after
+# STALL_TOKENS tokens without a time shift (training data never has more than 47 in a row).
+TOKENS_PER_S_CAP = 300
 CAP_SLACK = 256
+STALL_TOKENS = 256
 UNIFORM_CHUNK = 256
 MAX_SHIFT_TICKS = vocab.N_TIME_SHIFTS
 
@@ -47,6 +51,7 @@ class RowState:
         self.genre_token = genre_token
         self.tokens: list[int] = []
         self.ticks = 0
+        self.since_shift = 0  # tokens since the last time shift
         self.family = 0
         self.sounding: set[tuple[int, int]] = set()
         self.target_ticks = round(target_s * TICKS_PER_S)
@@ -80,12 +85,14 @@ class RowState:
     def push(self, token: int) -> None:
         t = int(token)
         self.tokens.append(t)
+        self.since_shift += 1
         if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
             self.sounding.add((self.family, t - vocab.NOTE_ON))
         elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
             self.sounding.discard((self.family, t - vocab.NOTE_OFF))
         elif vocab.TIME_SHIFT <= t < vocab.END:
             self.ticks += t - vocab.TIME_SHIFT + 1
+            self.since_shift = 0
         elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
             self.family = t - vocab.INSTRUMENT
 
@@ -124,7 +131,7 @@ class RowState:
             return
         if deadline_hit:
             self.close("time_budget", ring_ticks=TICKS_PER_S)
-        elif self.n_new >= self.cap:
+        elif self.n_new >= self.cap or (self.n_new and self.since_shift >= STALL_TOKENS):
             self.close("token_cap")
         elif self.ticks >= self.target_ticks or (self.releasing and not self._release_choices()):
             self.close("duration", fill=True)

@@ -10,7 +10,7 @@ from generator import vocab
 from generator.compose import compose, compose_many, derive_seed
 from generator.errors import InputError
 from generator.model import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
-from generator.rowstate import RowState, tail_ticks
+from generator.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.sampling import SamplingParams, filter_logits
 from generator.search import GenerationRequest, beam_search, generate, primer_from_midi
 from generator.tokenizer import ids_to_notes, seconds_of
@@ -149,14 +149,26 @@ def test_time_budget_stops_all_rows_with_an_ending():
 
 def test_a_model_without_time_shifts_is_capped():
     model = _model(time_bias=-1e4)
-    result = generate(model, [GenerationRequest("jazz", 0, 1.0)])[0]
+    result = generate(model, [GenerationRequest("jazz", 0, 60.0)])[0]
     assert result.stop_reason == "token_cap"
-    cap = 1 * 100 + 256  # 100 tokens per target second + 256
-    closing = result.ids[cap:]
-    assert closing[-1] == vocab.END and vocab.END not in result.ids[:cap]
+    closing = result.ids[STALL_TOKENS:]  # closed after STALL_TOKENS tokens without a time shift
+    assert closing[-1] == vocab.END and vocab.END not in result.ids[:STALL_TOKENS]
     assert not any(vocab.TIME_SHIFT <= t < vocab.END for t in result.ids)
     assert all(vocab.NOTE_OFF <= t < vocab.VELOCITY or t >= vocab.INSTRUMENT for t in closing[:-1])
     assert not _sounding_at_end(result.ids[:-1])
+
+
+def test_the_total_token_cap_holds_when_time_crawls():
+    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, vocab.VOCAB_SIZE)
+    cap = 1 * 300 + 256  # TOKENS_PER_S_CAP per target second + CAP_SLACK
+    pattern = [60, vocab.NOTE_OFF + 60] * 50 + [vocab.TIME_SHIFT]  # 100 notes per 10 ms: no stall
+    while not row.done:
+        row.push(pattern[row.n_new % len(pattern)])
+        row.settle(False)
+    closing = row.tokens[cap:]
+    assert row.stop_reason == "token_cap" and vocab.END not in row.tokens[:cap]
+    assert closing == [vocab.NOTE_OFF + 60, vocab.END]  # the sounding note released, then END
+    assert row.ticks < 100
 
 
 def test_requests_are_validated():
