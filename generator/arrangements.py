@@ -234,7 +234,7 @@ def pop_from_tune(tune: Tune, rng: random.Random) -> pretty_midi.PrettyMIDI:
     programs = rng.sample(style.leads, 2)
     for k in range(passes):
         offset = intro_bars * bpb + k * n_bars * bpb
-        notes = [BeatNote(n.start_beat, n.beats * 0.95, n.pitch + shift + octave + (12 if k else 0) * 0,
+        notes = [BeatNote(n.start_beat, n.beats * 0.95, n.pitch + shift + octave,
                           max(40, min(115, n.velocity - 10 + rng.randint(-12, 12))))
                  for n in tune.melody if n.start_beat + offset >= 0]
         add_beat_notes(pm, notes, program=programs[k % 2], tempo_bpm=tempo, offset_beats=offset)

@@ -102,12 +102,18 @@ def _music21_jobs(shared: Path) -> list[Job]:
     from music21 import corpus
 
     base = Path(corpus.__file__).parent
-    jobs = []
-    for path in corpus.getCorePaths():
+    jobs, seen = [], set()
+    # One work may ship as .mxl and .xml: keep the first by suffix preference.
+    ranked = sorted(corpus.getCorePaths(), key=lambda p: (Path(str(p)).with_suffix(""), _SCORE_SUFFIXES.index(
+        Path(str(p)).suffix) if Path(str(p)).suffix in _SCORE_SUFFIXES else 99))
+    for path in ranked:
         rel = Path(str(path)).relative_to(base)
         if rel.parts[0] not in MUSIC21_CLASSICAL or rel.suffix not in _SCORE_SUFFIXES:
             continue
         stem = rel.with_suffix("").as_posix()
+        if stem in seen:
+            continue
+        seen.add(stem)
         jobs.append(Job(f"music21/{stem}", "music21", rel.stem, rel.parts[0], str(path), f"music21/{stem}"))
     return jobs
 
