@@ -73,7 +73,9 @@ def render_mma(
     lines = [f"Tempo {tempo_bpm:.0f}", f"Time {beats_per_bar}"]
     if swing:
         lines.append("SwingMode On")
-    current, previous = None, None
+    current = None
+    # A bar that opens on a hold ('/') needs a chord before it, even at the very start.
+    previous = next((c for bar in bars for c in bar if c is not None), None)
     for number, (chords, groove) in enumerate(zip(bars, grooves), start=1):
         if groove != current:
             lines.append(f"Groove {groove}")

@@ -102,13 +102,16 @@ TIME_SHIFT 10..1000 ms, INSTRUMENT family tokens); augmentation happens in train
   intro, 1-3 choruses alternating groove variants and an ending; a rule-based lead line (chord
   tones on strong beats, scale steps between, two-bar rhythm cells) is added. No chart is
   reproduced bar for bar in its original key and form.
-- **pop** is synthetic: real traditional melodies (Nottingham folk tunes) re-arranged over `mma`
+- **pop** is synthetic (the arrangement is generated; the melody is real): traditional melodies (Nottingham folk tunes) re-arranged over `mma`
   pop grooves (pop ballad, soft rock, 8-beat, folk rock, 12/8 for jigs, rock/country waltz for
   3/4) at pop tempi and a random transposition; plus jazz-standard changes simplified to triads in
   pop grooves with a generated lead. No free corpus of real pop music exists.
-- **calm** is synthetic: slow (50-66 bpm) re-voicings of real harmony (jazz-standard changes,
-  Nottingham chord tracks) as voice-led pads, a held bass, a sustained string line and sparse
-  soft piano/bell notes. No free ambient corpus exists.
+- **calm** is mostly synthetic: slow (50-66 bpm) re-voicings of real harmony (jazz-standard
+  changes; Nottingham chord tracks at one chord per bar) as voice-led pads, a held bass, a
+  sustained string line and sparse soft piano/bell notes. No free ambient corpus exists. The real
+  part (`calm-lieder`, synthetic = false) is the OpenScore songs whose opening is marked slow
+  (Langsam, Lento, Adagio, Larghetto... or <= 60 bpm) and that carry at most two loud marks; a
+  song is either in `classic` or in `calm`, never both.
 
 Licence classes: `pd` (public domain / CC0), `permissive` (BSD-style), `copyleft` (the
 Nottingham transcriptions repository is GPL-3.0, although the tunes themselves are traditional),
