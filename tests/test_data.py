@@ -211,3 +211,34 @@ def test_each_song_is_either_classic_or_calm():
     classic = {j.split_key for j in list_jobs("lieder", SHARED)}
     assert 50 < len(calm) < len(classic)
     assert not calm & classic
+
+
+def test_chart_renderings_never_keep_the_original_key():
+    from generator.arrangements import chart_from_json, vary_chart
+
+    entry = {"Title": "T", "TimeSignature": "4/4", "Sections": [{"MainSegment": {"Chords": "Dm7|G7|Cmaj7|Cmaj7"}}]}
+    chart = chart_from_json(entry)
+    for seed in range(40):
+        bars, shift = vary_chart(chart, random.Random(seed))
+        assert shift != 0 and bars[0][0].root == (2 + shift) % 12
+
+
+def test_pop_arrangement_has_drums_bass_and_the_real_melody():
+    from generator.arrangements import pop_from_tune, tune_from_midi
+
+    tune = tune_from_midi(CORPUS / "nottingham" / "MIDI" / "hpps59.mid")
+    pm = pop_from_tune(tune, random.Random(1))
+    assert any(i.is_drum and i.notes for i in pm.instruments)
+    assert any(32 <= i.program < 40 and not i.is_drum for i in pm.instruments)
+    lead = pm.instruments[-1]
+    assert len(lead.notes) >= len(tune.melody)
+    intervals = [b.pitch - a.pitch for a, b in zip(tune.melody, tune.melody[1:])]
+    lead_intervals = [b.pitch - a.pitch for a, b in zip(lead.notes, lead.notes[1:])]
+    assert lead_intervals[: len(intervals)] == intervals
+
+
+def test_unknown_source_is_a_clear_error(tmp_path):
+    from generator.errors import InputError
+
+    with pytest.raises(InputError, match="unknown source"):
+        prepare(PrepareOptions(out=tmp_path, shared=SHARED, sources=("essen",), workers=1))
