@@ -9,8 +9,9 @@ Three parts, all in one process on the same device:
    N new tokens at batch 1 from a genre token, (a) as the seed does it: the whole prefix
    recomputed for every token, no cache, its filter order (top-k 60, top-p 0.99), and (b) with
    our KV cache and the same filters. Recompute runs above --recompute-max are not run: their
-   time is extrapolated from a fit of the measured per-token times (a + b L + c L^2 in the prefix
-   length L) and marked "extrapolated".
+   time is extrapolated from a non-negative fit of the measured per-token times (a + b L + c L^2
+   in the prefix length L) and marked "extrapolated". Timings need an otherwise idle machine:
+   on a shared 2-core box the numbers swing by 10x with the neighbours' load.
 2. The tiny and small models through `search.generate` (the real path: masks, ending policy,
    sliding window) at batch 1, 8, 32 for --throughput-s seconds each (time budget): new tokens
    per wall second, converted to seconds of music per wall second with the token rate of real
@@ -85,10 +86,15 @@ def decode_cached(model, n_new: int, device: str, batch: int = 1) -> list[float]
 
 
 def extrapolate(step_times: list[float], n_new: int) -> float:
-    """Total seconds for n_new recompute steps from a quadratic fit of the measured step times."""
-    lengths = np.arange(1, len(step_times) + 1)
-    coeffs = np.polyfit(lengths, np.array(step_times), 2)
-    return float(np.polyval(coeffs, np.arange(1, n_new + 1)).clip(min=0).sum())
+    """Total seconds for n_new recompute steps: a + b L + c L^2 fitted to the measured step times
+    with a, b, c >= 0 (non-negative least squares), so noise cannot bend the curve down."""
+    from scipy.optimize import nnls
+
+    lengths = np.arange(1, len(step_times) + 1, dtype=float)
+    design = np.stack([np.ones_like(lengths), lengths, lengths**2], axis=1)
+    coeffs, _ = nnls(design, np.array(step_times))
+    future = np.arange(1, n_new + 1, dtype=float)
+    return float((coeffs[0] + coeffs[1] * future + coeffs[2] * future**2).sum())
 
 
 def part_recompute(args, device: str) -> list[dict]:
