@@ -129,7 +129,7 @@ def real_tokens_per_music_s() -> dict[str, float]:
 
     shard = ROOT / "data" / "shards" / "test.npz"
     pieces = list(calibration_pieces(None, shard)) or list(
-        calibration_pieces(Path("/work/shared/vectors/seed_midi"), None))
+        calibration_pieces(ROOT / "tests" / "vectors" / "seed_midi", None))
     totals: dict[str, list[float]] = {}
     for genre, ids in pieces:
         for key in ("all", genre):

@@ -1,5 +1,4 @@
 import random
-from pathlib import Path
 
 import pytest
 
@@ -15,12 +14,8 @@ from generator.loops import (
     measure,
 )
 from generator.tokenizer import Note, midi_to_ids, notes_to_ids
+from paths import SEED_MIDI
 
-VECTORS = Path("/work/shared/vectors")
-if not VECTORS.is_dir():
-    VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
-SEED_MIDI = VECTORS / "seed_midi"
-needs_vectors = pytest.mark.skipif(not SEED_MIDI.is_dir(), reason="seed test vectors not present")
 DEFAULTS = LoopLimits()
 
 
@@ -98,14 +93,12 @@ def test_limits_for_genre_accept_aliases_and_default_otherwise():
     assert LoopLimits.for_genre(None) == LoopLimits() == LoopLimits.for_genre("nonexistent")
 
 
-@needs_vectors
 @pytest.mark.parametrize("genre", vocab.GENRES)
 def test_detectors_pass_the_seed_files_at_their_genre_limits(genre):
     ids = midi_to_ids(SEED_MIDI / f"{genre}_0.mid")
     assert detect(ids, genre) is None
 
 
-@needs_vectors
 def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
     pieces = list(calibration_pieces(seed_midi_dir=SEED_MIDI, test_shard=None))
     assert sorted(g for g, _ in pieces) == sorted(vocab.GENRES)

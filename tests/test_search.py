@@ -1,5 +1,4 @@
 from dataclasses import replace
-from pathlib import Path
 
 import pretty_midi
 import pytest
@@ -14,12 +13,7 @@ from generator.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.sampling import SamplingParams, filter_logits
 from generator.search import GenerationRequest, beam_search, generate, primer_from_midi
 from generator.tokenizer import ids_to_notes, seconds_of
-
-VECTORS = Path("/work/shared/vectors")
-if not VECTORS.is_dir():
-    VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
-SEED_MIDI = VECTORS / "seed_midi"
-needs_vectors = pytest.mark.skipif(not SEED_MIDI.is_dir(), reason="seed test vectors not present")
+from paths import SEED_MIDI, VECTORS
 
 
 @pytest.fixture(autouse=True)
@@ -187,7 +181,6 @@ def test_requests_are_validated():
     assert GenerationRequest("ambient", 0, 1.0).genre_token == vocab.genre_token("calm")
 
 
-@needs_vectors
 @pytest.mark.parametrize("from_end", [False, True])
 def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
     ids = primer_from_midi(SEED_MIDI / "jazz_0.mid", 8.0, from_end)
@@ -202,7 +195,6 @@ def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
     assert result.ids[:len(ids)] == ids and abs(result.duration_s - 12.0) <= 0.24
 
 
-@needs_vectors
 def test_seed_format_checkpoint_generates_in_its_vocabulary():
     model, meta = load_checkpoint(VECTORS / "seed_tiny_state_dict.pt")
     params = SamplingParams(top_k=60, top_p=0.99, rp_penalty=0.05, seed_compatible=True)
