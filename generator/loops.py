@@ -54,7 +54,7 @@ class LoopLimits:
 GENRE_LIMITS: dict[str, LoopLimits] = {
     "classic": LoopLimits(max_silence_s=4.66),
     "jazz": LoopLimits(max_note_s=10.4),
-    "calm": LoopLimits(max_note_s=18.34, max_silence_s=26.61),
+    "calm": LoopLimits(max_note_s=18.12, max_silence_s=26.61),
     "pop": LoopLimits(max_note_s=35.47),
 }
 
