@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from generator.sidecar import finite_or_none
 from generator import vocab
 from generator.evaluate import EvalReport
 
@@ -16,23 +17,12 @@ GOAL_GENRE_ACCURACY = 0.8
 CHANCE = 1 / len(vocab.GENRES)
 
 
-def _clean(value):
-    """NaN/inf -> None and tuples -> lists, recursively, so json.dumps writes strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def report_to_dict(report: EvalReport) -> dict:
     data = asdict(report)
     data["genre_generated"]["accuracy"] = report.genre_generated.accuracy
     data["genre_real_heldout"]["accuracy"] = report.genre_real_heldout.accuracy
     data["summary"] = summary(report)
-    return _clean(data)
+    return finite_or_none(data)
 
 
 def _share(count: int, total: int) -> float:

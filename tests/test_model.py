@@ -1,5 +1,4 @@
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +11,6 @@ from paths import VECTORS
 SEED_STATE = VECTORS / "seed_tiny_state_dict.pt"
 SEED_IO = VECTORS / "seed_tiny_io.pt"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny(**changes) -> MusicTransformer:

@@ -16,15 +16,6 @@ from generator.tokenizer import ids_to_notes, seconds_of
 from paths import SEED_MIDI, VECTORS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run 10x faster on one thread when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(time_bias: float = 0.0, seed: int = 0, **config) -> MusicTransformer:
     """The tiny random model; `time_bias` added to the TIME_SHIFT logits steers its tempo."""
     torch.manual_seed(seed)

@@ -22,14 +22,6 @@ from generator.train import (TrainOptions, WindowSampler, _eval_windows, evaluat
 from paths import SEED_MIDI
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def write_seed_midi_corpus(data_dir: Path) -> None:
     """A real corpus in the shard format from the four seed MIDI files: 80/10/10 % of each piece."""
