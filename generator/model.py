@@ -44,6 +44,9 @@ class ModelConfig:
     relative: bool = True  # relative attention logits (skew)
     tie_embeddings: bool = True
     shared_er: bool = False  # one Er per layer shared by all heads (seed) vs one per head
+    # Multiply embeddings by sqrt(d_model) before adding absolute PE (Vaswani et al.). With our
+    # std-0.02 init the unit-amplitude sinusoids otherwise drown the tokens (the seed does not scale).
+    scale_embedding: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -139,6 +142,8 @@ class MusicTransformer(nn.Module):
 
     def _embed(self, ids: Tensor, start: int) -> Tensor:
         x = self.embed(ids)  # (B, T, D)
+        if self.config.scale_embedding:
+            x = x * math.sqrt(self.config.d_model)
         if self.config.absolute_pe:
             end = start + ids.shape[1]
             if end > self.pe.shape[0]:

@@ -202,7 +202,7 @@ def model_config(opts: TrainOptions) -> ModelConfig:
     if opts.config not in CONFIGS:
         raise InputError(f"--config {opts.config!r} unknown; choose one of {', '.join(CONFIGS)}")
     config = CONFIGS[opts.config]()
-    return replace(config, relative=False, absolute_pe=True) if opts.absolute else config
+    return replace(config, relative=False, absolute_pe=True, scale_embedding=True) if opts.absolute else config
 
 
 def _cpu_name() -> str:
