@@ -242,17 +242,22 @@ def pop_from_tune(tune: Tune, rng: random.Random) -> pretty_midi.PrettyMIDI:
 
 
 def bar_chords(tune: Tune) -> list[ChordEvent]:
-    """The tune's harmony at one chord per bar (two bars for 2-beat meters): a calm harmonic pace."""
-    span = tune.beats_per_bar * (2 if tune.beats_per_bar <= 2 else 1)
+    """The tune's harmony at one chord per bar (the one sounding longest in it): a calm pace."""
+    span = tune.beats_per_bar
     events: list[ChordEvent] = []
     start = 0.0
     while start < tune.total_beats - 1e-6:
-        chord = chord_at(list(tune.chords), start)
-        beats = min(span, tune.total_beats - start)
+        end = min(start + span, tune.total_beats)
+        weight: dict[Chord, float] = {}
+        for event in tune.chords:
+            overlap = min(end, event.start_beat + event.beats) - max(start, event.start_beat)
+            if overlap > 1e-6:
+                weight[event.chord] = weight.get(event.chord, 0.0) + overlap
+        chord = max(weight, key=weight.get) if weight else chord_at(list(tune.chords), start)
         if events and events[-1].chord == chord:
             last = events[-1]
-            events[-1] = ChordEvent(last.start_beat, last.beats + beats, chord)
+            events[-1] = ChordEvent(last.start_beat, last.beats + (end - start), chord)
         else:
-            events.append(ChordEvent(start, beats, chord))
+            events.append(ChordEvent(start, end - start, chord))
         start += span
     return events

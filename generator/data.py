@@ -312,7 +312,7 @@ def source_version(source: str) -> str:
     """Package and snapshot versions a piece was built from."""
     if source == "music21":
         return f"music21 {_package_version('music21')}"
-    if source == "lieder":
+    if source in ("lieder", "calm-lieder"):
         return "OpenScore/Lieder@bca1224"
     if source in ("jazz-mma", "pop-mma", "calm-charts"):
         return f"JazzStandards@47ca0d6; mma {_mma_version()}"
