@@ -70,8 +70,11 @@ def source_table(rows: list[dict], skipped: dict[str, int], not_started: dict[st
 def exclusions_list() -> str:
     lines = [f"- music21 `{name}`: {why}" for name, why in MUSIC21_EXCLUDED.items()]
     lines += [
-        "- Mutopia (LilyPond sources): not converted yet (needs lilypond, ~6 s a piece); per-piece licences.",
-        "- Debian game music (simutrans-data: Artistic; openttd-openmsx: GPL-2): not used yet.",
+        "- Mutopia (LilyPond sources, per-piece licences): not converted; lilypond is not installed here and",
+        "  takes ~6 s a piece; the classic genre already has the most hours.",
+        "- Debian game music (simutrans-data: Artistic; openttd-openmsx: GPL-2): packages not installed here; not used.",
+        "- Nottingham tunes and charts with meter changes or meters other than 2/4, 3/4, 4/4, 6/8, 9/8, 12/8",
+        "  (charts: 3/4 and 4/4 only), and Nottingham files without a chord track, are skipped.",
         "- Any input that fails to parse or render, is empty, drums only, shorter than 8 s, or runs past",
         "  the per-piece time limit is skipped; each one is listed with its reason in `prepare_report.txt`.",
     ]
