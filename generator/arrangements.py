@@ -111,7 +111,8 @@ def render_changes(
     groove = rng.choice(style.grooves)
     intro_bars = 4 if len(bars) >= 8 else 2
     plan_bars, grooves = _plan(bars, groove, choruses, intro_bars, bpb)
-    pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo)
+    pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo,
+                    seed=rng.randrange(2**31))
     if lead:
         events = bars_to_events(plan_bars[intro_bars:-2], bpb)
         notes = lead_line(events, len(bars) * choruses * bpb, beats_per_bar=bpb, feel=style.feel, rng=rng)
@@ -228,7 +229,8 @@ def pop_from_tune(tune: Tune, rng: random.Random) -> pretty_midi.PrettyMIDI:
     intro_bars = 2
     plan_bars, grooves = _plan(bars, groove, passes, intro_bars, bpb)
     plan_bars[:intro_bars] = [[bars[0][0]]] * intro_bars
-    pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo)
+    pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo,
+                    seed=rng.randrange(2**31))
     pitches = sorted(n.pitch for n in tune.melody)
     octave = 12 * round((70 - pitches[len(pitches) // 2] - shift) / 12) if pitches else 0
     programs = rng.sample(style.leads, 2)

@@ -65,12 +65,15 @@ def render_mma(
     *,
     beats_per_bar: int,
     tempo_bpm: float,
+    seed: int = 0,
     swing: bool = False,
 ) -> pretty_midi.PrettyMIDI:
-    """Render one groove name per bar through Debian's mma; bar 1 starts at time 0."""
+    """Render one groove name per bar through Debian's mma; bar 1 starts at time 0.
+
+    mma humanises with Python's random module; `RndSeed` makes its output reproducible."""
     if not mma_available():
         raise ArrangeError("the `mma` command is missing; fix: apt-get install mma")
-    lines = [f"Tempo {tempo_bpm:.0f}", f"Time {beats_per_bar}"]
+    lines = [f"RndSeed {seed}", f"Tempo {tempo_bpm:.0f}", f"Time {beats_per_bar}"]
     if swing:
         lines.append("SwingMode On")
     current = None

@@ -76,7 +76,7 @@ class Job:
 
 
 # Bumped when a source's loader changes its output (invalidates that source's cache only).
-LOADER_VERSIONS = {"calm-nottingham": 3}
+LOADER_VERSIONS = {"calm-nottingham": 3, "jazz-mma": 2, "pop-mma": 2, "pop-nottingham": 2}
 
 
 def cache_id(job: Job) -> tuple[str, str]:

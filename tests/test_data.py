@@ -243,3 +243,12 @@ def test_unknown_source_is_a_clear_error(tmp_path):
 
     with pytest.raises(InputError, match="unknown source"):
         prepare(PrepareOptions(out=tmp_path, shared=SHARED, sources=("essen",), workers=1))
+
+
+def test_a_rendering_is_reproducible_without_the_cache():
+    from generator.corpus_sources import load_job
+    from generator.tokenizer import midi_to_ids
+
+    for source in ("jazz-mma", "pop-nottingham", "calm-charts"):
+        job = list_jobs(source, SHARED)[0]
+        assert midi_to_ids(load_job(job)) == midi_to_ids(load_job(job)), source
