@@ -330,10 +330,12 @@ def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
                     progress: Callable[[int, int], None] | None = None) -> list[GeneratedTrack]:
     """`per_genre` tracks of each genre through compose_many (sampling + loop-detector resampling)."""
     from generator.compose import compose_many
+    from generator.loops import LoopLimits, release_after_s
     from generator.search import GenerationRequest
 
     requests = [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
-                                  duration_s=settings.seconds, params=params, ending=settings.ending)
+                                  duration_s=settings.seconds, params=params, ending=settings.ending,
+                                  max_note_s=release_after_s(LoopLimits.for_genre(g)))
                 for g in settings.genres for k in range(settings.per_genre)]
     results = compose_many(model, requests, max_attempts=settings.max_attempts, device=device,
                            batch_size=settings.batch_size, progress=progress)

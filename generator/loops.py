@@ -49,6 +49,14 @@ class LoopLimits:
             return cls()
 
 
+RELEASE_SHARE = 0.8
+
+
+def release_after_s(limits: LoopLimits) -> float:
+    """When the sampler releases a held note: well before the stuck-note detector would fire."""
+    return RELEASE_SHARE * limits.max_note_s
+
+
 # Calibrated by `calibrate` (`gen data calibrate-loops`; docs/sampling.md, "Loop detector
 # calibration"): the defaults, loosened where real music of the genre went past them.
 GENRE_LIMITS: dict[str, LoopLimits] = {

@@ -200,21 +200,25 @@ class _Composed:
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.compose import compose_many
-    from generator.loops import LoopLimits, detect
+    from generator.loops import LoopLimits, detect, release_after_s
     from generator.sampling import SamplingParams
     from generator.search import GenerationRequest
 
     recipe = ctx.recipe
+    overrides = dict(recipe.loops.thresholds)
+
+    def limits(genre: str) -> LoopLimits:
+        return dataclasses.replace(LoopLimits.for_genre(genre), **overrides)
+
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
                           params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
-                          ending=recipe.mastering.ending)
+                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre)))
         for p in members
     ]
-    overrides = dict(recipe.loops.thresholds)
 
     def detector(ids, genre, _limits):
-        return detect(ids, genre, dataclasses.replace(LoopLimits.for_genre(genre), **overrides))
+        return detect(ids, genre, limits(genre))
 
     # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
     results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,

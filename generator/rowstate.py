@@ -46,14 +46,17 @@ class RowState:
     and its own random stream. Mirrors tokenizer._decode's note semantics."""
 
     def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
-                 ending: str, seed: int, vocab_size: int) -> None:
+                 ending: str, seed: int, vocab_size: int, max_note_s: float | None = None) -> None:
         self.index = index
         self.genre_token = genre_token
         self.tokens: list[int] = []
         self.ticks = 0
         self.since_shift = 0  # tokens since the last time shift
         self.family = 0
-        self.sounding: set[tuple[int, int]] = set()
+        self.sounding: dict[tuple[int, int], int] = {}  # (family, pitch) -> onset tick
+        # A note held this long is released by the sampler: past the context window the model
+        # cannot see an old NOTE_ON any more and would hold it forever (a "stuck note").
+        self.max_hold_ticks = None if max_note_s is None else max(1, round(max_note_s * TICKS_PER_S))
         self.target_ticks = round(target_s * TICKS_PER_S)
         self.ending = ending
         self.tail = tail_ticks(self.target_ticks, ending)
@@ -87,9 +90,9 @@ class RowState:
         self.tokens.append(t)
         self.since_shift += 1
         if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
-            self.sounding.add((self.family, t - vocab.NOTE_ON))
+            self.sounding[(self.family, t - vocab.NOTE_ON)] = self.ticks  # a retrigger restarts it
         elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
-            self.sounding.discard((self.family, t - vocab.NOTE_OFF))
+            self.sounding.pop((self.family, t - vocab.NOTE_OFF), None)
         elif vocab.TIME_SHIFT <= t < vocab.END:
             self.ticks += t - vocab.TIME_SHIFT + 1
             self.since_shift = 0
@@ -116,14 +119,25 @@ class RowState:
         clock runs on to the target either way), then NOTE_OFF for every sounding note, END."""
         remaining = max(0, self.target_ticks - self.ticks)
         wait = remaining if fill else (min(ring_ticks, remaining) if self.sounding else 0)
-        for token in shift_tokens(wait):
+        end = self.ticks + wait
+        if self.max_hold_ticks is not None:  # notes that would ring past their limit end on time
+            for due, key in sorted((onset + self.max_hold_ticks, key) for key, onset in self.sounding.items()):
+                if due >= end:
+                    break
+                for token in shift_tokens(max(0, due - self.ticks)):
+                    self.push(token)
+                self._release([key])
+        for token in shift_tokens(end - self.ticks):
             self.push(token)
-        for family, pitch in sorted(self.sounding, key=lambda k: (k[0] != self.family, k)):
+        self._release(sorted(self.sounding, key=lambda k: (k[0] != self.family, k)))
+        self.push(vocab.END)
+        self.stop_reason = reason
+
+    def _release(self, keys: list[tuple[int, int]]) -> None:
+        for family, pitch in keys:
             if family != self.family and self.has_instruments:
                 self.push(vocab.INSTRUMENT + family)
             self.push(vocab.NOTE_OFF + pitch)
-        self.push(vocab.END)
-        self.stop_reason = reason
 
     def settle(self, deadline_hit: bool) -> None:
         """Finish the row if nothing is left for the model to decide (or a limit is reached)."""
@@ -146,6 +160,9 @@ class RowState:
         m[vocab.END:vocab.INSTRUMENT] = False  # END comes from the ending policy; PAD, GENRE never
         remaining = self.target_ticks - self.ticks
         m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
+        overdue = self._overdue()
+        if overdue and not self.releasing:
+            return self._only_release(overdue)
         if self.releasing:
             m[vocab.NOTE_ON:vocab.TIME_SHIFT] = False
             families = {f for f, _ in self.sounding}
@@ -155,4 +172,21 @@ class RowState:
                 m[vocab.INSTRUMENT:] = False
                 for family in families - {self.family}:
                     m[vocab.INSTRUMENT + family] = True
+        return m
+
+    def _overdue(self) -> list[tuple[int, int]]:
+        if self.max_hold_ticks is None:
+            return []
+        return [key for key, onset in self.sounding.items() if self.ticks - onset >= self.max_hold_ticks]
+
+    def _only_release(self, overdue: list[tuple[int, int]]) -> np.ndarray:
+        """Force the release of overdue notes: their NOTE_OFFs, or first a switch to their family."""
+        m = np.zeros(self.vocab_size, dtype=bool)
+        here = [p for f, p in overdue if f == self.family]
+        if here or not self.has_instruments:
+            for pitch in here or [p for _, p in overdue]:
+                m[vocab.NOTE_OFF + pitch] = True
+        else:
+            for family, _ in overdue:
+                m[vocab.INSTRUMENT + family] = True
         return m

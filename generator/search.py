@@ -40,6 +40,9 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     primer_ids: tuple[int, ...] = ()
     ending: str = "ring"
+    # Release any note held this long (None: never). The pipeline and `gen sample` use 80% of the
+    # genre's calibrated stuck-note limit, so a take is never rejected for a note the model forgot.
+    max_note_s: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -133,7 +136,7 @@ def _new_row(index: int, request: GenerationRequest, vocab_size: int) -> RowStat
         raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a seed-format "
                          "checkpoint has no INSTRUMENT tokens): make the primer in the seed encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
-                   request.ending, request.seed, vocab_size)
+                   request.ending, request.seed, vocab_size, request.max_note_s)
     if row.ticks >= row.target_ticks:
         raise InputError(f"primer lasts {row.ticks / 100:.2f} s, not less than duration_s "
                          f"{request.duration_s}: use a longer duration or a shorter primer")
@@ -172,6 +175,9 @@ def _filtered(logits: torch.Tensor, rows: list[RowState], params: list[SamplingP
     dead = torch.isneginf(out).all(-1)  # a filter left nothing (e.g. the seed's pitch mask)
     if bool(dead.any()):
         out[dead] = logits[dead].masked_fill(~allowed[dead], float("-inf"))
+        still = torch.isneginf(out).all(-1)  # the model gives no mass to any allowed token
+        if bool(still.any()):
+            out[still] = torch.zeros_like(out[still]).masked_fill(~allowed[still], float("-inf"))
     return out
 
 
@@ -276,7 +282,7 @@ def _fork(row: RowState, score: float) -> RowState:
     child = RowState.__new__(RowState)
     child.__dict__.update(row.__dict__)
     child.tokens = list(row.tokens)
-    child.sounding = set(row.sounding)
+    child.sounding = dict(row.sounding)
     child.score = score
     return child
 

@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import pretty_midi
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -232,3 +233,29 @@ def test_gen_sample_writes_a_midi_file(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["x.mid"]  # no temp file left behind
     bad = CliRunner().invoke(app, ["sample", "--genre", "rock", "--out", str(out)])
     assert bad.exit_code != 0 and "rock" in str(bad.exception)
+
+
+def test_a_note_held_past_max_note_s_must_be_released_next():
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, max_note_s=2.0)
+    for token in (vocab.INSTRUMENT + 4, vocab.NOTE_ON + 40, vocab.INSTRUMENT + 0, vocab.NOTE_ON + 60):
+        row.push(token)
+    row.push(vocab.TIME_SHIFT + 99)  # 1 s: nothing is overdue yet
+    assert row.allowed()[vocab.NOTE_ON:vocab.NOTE_OFF].any()
+    row.push(vocab.TIME_SHIFT + 99)  # 2 s: both notes are due; piano (current family) first
+    assert np.flatnonzero(row.allowed()).tolist() == [vocab.NOTE_OFF + 60]
+    row.push(vocab.NOTE_OFF + 60)
+    assert np.flatnonzero(row.allowed()).tolist() == [vocab.INSTRUMENT + 4]  # switch to the bass
+    row.push(vocab.INSTRUMENT + 4)
+    assert np.flatnonzero(row.allowed()).tolist() == [vocab.NOTE_OFF + 40]
+    row.push(vocab.NOTE_OFF + 40)
+    assert row.allowed()[vocab.NOTE_ON:vocab.NOTE_OFF].any()
+
+
+def test_the_ring_out_releases_notes_when_they_reach_max_note_s():
+    row = RowState(0, vocab.GENRE, (), 10.0, "ring", 0, vocab.VOCAB_SIZE, max_note_s=2.0)
+    for token in (vocab.NOTE_ON + 60, *[vocab.TIME_SHIFT + 99] * 8, vocab.NOTE_ON + 64):
+        row.push(token)
+    row.close("duration", fill=True)  # 8 s in: 60 is overdue now, 64 is due at 10 s = the end
+    notes = {n.pitch: n for n in ids_to_notes(row.tokens)}
+    assert notes[60].end_s == pytest.approx(8.0) and notes[64].end_s == pytest.approx(10.0)
+    assert seconds_of(row.tokens) == pytest.approx(10.0)

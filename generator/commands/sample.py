@@ -54,6 +54,7 @@ def sample(
     import torch
 
     from generator.model import SHIPPED_CHECKPOINT, load_checkpoint
+    from generator.loops import LoopLimits, release_after_s
     from generator.search import GenerationRequest, generate, primer_from_midi
     from generator.tokenizer import ids_to_midi
 
@@ -63,7 +64,8 @@ def sample(
     seed_vocab = model.config.vocab_size <= vocab.INSTRUMENT
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
                                                             seed_compatible=seed_vocab)
-    request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending)
+    request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
+                                max_note_s=release_after_s(LoopLimits.for_genre(genre)))
     result = generate(model, [request], device=device, batch_size=1)[0]
     _write_midi(ids_to_midi(result.ids), out)
     typer.echo(f"wrote {out}: {result.duration_s:.2f} s, {result.tokens_generated} new tokens, "
