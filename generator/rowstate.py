@@ -46,7 +46,8 @@ class RowState:
     and its own random stream. Mirrors tokenizer._decode's note semantics."""
 
     def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
-                 ending: str, seed: int, vocab_size: int, max_note_s: float | None = None) -> None:
+                 ending: str, seed: int, vocab_size: int, max_note_s: float | None = None,
+                 instruments: tuple[int, ...] | None = None) -> None:
         self.index = index
         self.genre_token = genre_token
         self.tokens: list[int] = []
@@ -57,6 +58,11 @@ class RowState:
         # A note held this long is released by the sampler: past the context window the model
         # cannot see an old NOTE_ON any more and would hold it forever (a "stuck note").
         self.max_hold_ticks = None if max_note_s is None else max(1, round(max_note_s * TICKS_PER_S))
+        # The instrument palette: INSTRUMENT tokens outside it are never sampled (None: any).
+        self.palette: np.ndarray | None = None
+        if instruments is not None and vocab_size > vocab.INSTRUMENT:
+            self.palette = np.zeros(vocab_size - vocab.INSTRUMENT, dtype=bool)
+            self.palette[list(instruments)] = True
         self.target_ticks = round(target_s * TICKS_PER_S)
         self.ending = ending
         self.tail = tail_ticks(self.target_ticks, ending)
@@ -158,6 +164,10 @@ class RowState:
         """(V,) bool: the tokens this row may emit next."""
         m = np.ones(self.vocab_size, dtype=bool)
         m[vocab.END:vocab.INSTRUMENT] = False  # END comes from the ending policy; PAD, GENRE never
+        if self.palette is not None:
+            m[vocab.INSTRUMENT:] = self.palette
+            if not self.palette[self.family]:  # no note on an instrument outside the palette
+                m[vocab.NOTE_ON:vocab.NOTE_OFF] = False
         remaining = self.target_ticks - self.ticks
         m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
         overdue = self._overdue()

@@ -43,6 +43,8 @@ class GenerationRequest:
     # Release any note held this long (None: never). The pipeline and `gen sample` use 80% of the
     # genre's calibrated stuck-note limit, so a take is never rejected for a note the model forgot.
     max_note_s: float | None = None
+    # Instrument families (vocab.INSTRUMENT_FAMILIES indices) the track may use; None: any.
+    instruments: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -54,6 +56,10 @@ class GenerationRequest:
             raise InputError(f"duration_s = {self.duration_s!r} is invalid: use seconds in (0, 3600]")
         if self.ending not in ENDINGS:
             raise InputError(f"ending '{self.ending}' is unknown: use one of {', '.join(ENDINGS)}")
+        if self.instruments is not None and (
+                not self.instruments or not all(0 <= int(f) < vocab.N_INSTRUMENTS for f in self.instruments)):
+            raise InputError(f"instruments {self.instruments!r} is invalid: use family indices 0..{vocab.N_INSTRUMENTS - 1} "
+                             "(vocab.INSTRUMENT_FAMILIES), at least one")
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "
                              "(a shorter --primer-seconds)")
@@ -136,7 +142,7 @@ def _new_row(index: int, request: GenerationRequest, vocab_size: int) -> RowStat
         raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a seed-format "
                          "checkpoint has no INSTRUMENT tokens): make the primer in the seed encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
-                   request.ending, request.seed, vocab_size, request.max_note_s)
+                   request.ending, request.seed, vocab_size, request.max_note_s, request.instruments)
     if row.ticks >= row.target_ticks:
         raise InputError(f"primer lasts {row.ticks / 100:.2f} s, not less than duration_s "
                          f"{request.duration_s}: use a longer duration or a shorter primer")

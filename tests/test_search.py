@@ -259,3 +259,19 @@ def test_the_ring_out_releases_notes_when_they_reach_max_note_s():
     notes = {n.pitch: n for n in ids_to_notes(row.tokens)}
     assert notes[60].end_s == pytest.approx(8.0) and notes[64].end_s == pytest.approx(10.0)
     assert seconds_of(row.tokens) == pytest.approx(10.0)
+
+
+def test_the_instrument_palette_limits_instrument_tokens_and_notes():
+    palette = (0, vocab.INSTRUMENT_FAMILIES.index("bass"), vocab.DRUMS_FAMILY)
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, instruments=palette)
+    allowed = row.allowed()
+    assert np.flatnonzero(allowed[vocab.INSTRUMENT:]).tolist() == list(palette)
+    assert allowed[vocab.NOTE_ON + 60]
+    outside = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, instruments=(4,))
+    assert not outside.allowed()[vocab.NOTE_ON:vocab.NOTE_OFF].any()  # piano is current but not allowed
+    model = _model(time_bias=1.0)
+    result = generate(model, [GenerationRequest("jazz", 5, 8.0, instruments=palette)])[0]
+    used = {n.instrument for n in ids_to_notes(result.ids)}
+    assert used and used <= set(palette)
+    with pytest.raises(InputError):
+        GenerationRequest("jazz", 5, 8.0, instruments=(17,))
