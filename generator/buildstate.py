@@ -15,20 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import LockedError
+from generator.files import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".gen.lock"
 MANIFEST_VERSION = 1
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp name beside `path`, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class OutputLock:

@@ -27,6 +27,7 @@ import numpy as np
 
 from generator import vocab
 from generator.errors import InputError
+from generator.files import atomic_write_text
 from generator.corpus_sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _build_midi(job: Job, cache: Path | None, timeout_s: float):
         signal.signal(signal.SIGALRM, previous)
     if pm is None:
         if base:
-            _atomic_write_text(base.with_suffix(".skip"), reason or "unknown")
+            atomic_write_text(base.with_suffix(".skip"), reason or "unknown")
         return None, reason
     # Tokenize what the cache holds (MIDI ticks round times), so a rerun from the cache is identical.
     with tempfile.TemporaryDirectory(prefix="gen-data-") as tmp:
@@ -242,14 +243,6 @@ def assign_splits(results: list[PieceResult]) -> dict[str, str]:
     return splits
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_savez(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
@@ -285,7 +278,7 @@ def write_outputs(out: Path, kept: list[PieceResult], splits: dict[str, str]) ->
         genre = np.array([vocab.GENRES.index(rows[i]["genre"]) for i in index], dtype=np.int8)
         _atomic_savez(out / "shards" / f"{split}.npz", tokens=tokens, offsets=offsets, genre=genre,
                       piece=np.array(index, dtype=np.int32))
-    _atomic_write_text(out / "pieces.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out / "pieces.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rows
 
 
@@ -356,12 +349,12 @@ def prepare(options: PrepareOptions, command: str = "gen data prepare", on_resul
     for r in results:
         if r.reason is not None:
             skip_counts[r.job.source] = skip_counts.get(r.job.source, 0) + 1
-    _atomic_write_text(options.out / "SOURCES.md",
+    atomic_write_text(options.out / "SOURCES.md",
                        data_report.sources_markdown(rows, skip_counts, not_reached, command))
     report = "\n\n".join([
         data_report.genre_table(rows),
         data_report.source_table(rows, skip_counts, not_reached),
         f"skipped ({len(skipped)}):\n" + data_report.skipped_lines(skipped),
     ]) + "\n"
-    _atomic_write_text(options.out / "prepare_report.txt", report)
+    atomic_write_text(options.out / "prepare_report.txt", report)
     return PrepareReport(rows, skipped, not_reached)

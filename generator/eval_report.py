@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from generator.files import atomic_write_text
 from generator.sidecar import finite_or_none
 from generator import vocab
 from generator.evaluate import EvalReport
@@ -124,18 +123,5 @@ def report_to_markdown(report: EvalReport, title: str = "Evaluation") -> str:
     return "\n".join(lines)
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(report: EvalReport, path: str | Path) -> None:
-    write_text_atomic(path, json.dumps(report_to_dict(report), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(report_to_dict(report), indent=2) + "\n")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
+
+from generator.files import atomic_write_text
 
 SCHEMA = "gen.track"
 SCHEMA_VERSION = 1
@@ -47,14 +47,7 @@ def finite_or_none(value: Any) -> Any:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Strict JSON (allow_nan=False) to a temp file beside `path`, then os.replace."""
     text = json.dumps(finite_or_none(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def is_safe_relative(path: str) -> bool:

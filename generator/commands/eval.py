@@ -50,7 +50,8 @@ def evaluate(
     copies, durations, endings and held-out NLL against the corpus shards."""
     import torch
 
-    from generator.eval_report import report_to_markdown, write_json, write_text_atomic
+    from generator.eval_report import report_to_markdown, write_json
+    from generator.files import atomic_write_text
     from generator.evaluate import EvalSettings, run_eval
     from generator.model import SHIPPED_CHECKPOINT, load_checkpoint
     from generator.sampling import SamplingParams
@@ -73,7 +74,7 @@ def evaluate(
     if json_out:
         write_json(report, json_out)
     if markdown_out:
-        write_text_atomic(markdown_out, report_to_markdown(report) + "\n")
+        atomic_write_text(markdown_out, report_to_markdown(report) + "\n")
     if not quiet:
         _print(report)
 
