@@ -335,7 +335,7 @@ def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
 
     requests = [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
                                   duration_s=settings.seconds, params=params, ending=settings.ending,
-                                  max_note_s=release_after_s(LoopLimits.for_genre(g)))
+                                  max_note_s=release_after_s(LoopLimits.for_genre(g), g))
                 for g in settings.genres for k in range(settings.per_genre)]
     results = compose_many(model, requests, max_attempts=settings.max_attempts, device=device,
                            batch_size=settings.batch_size, progress=progress)

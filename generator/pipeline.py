@@ -213,7 +213,7 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
                           params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
-                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre)),
+                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre), p.genre),
                           instruments=tuple(sorted(_programs(recipe, p.genre))))
         for p in members
     ]

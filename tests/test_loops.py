@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,14 @@ def test_calibration_bounds_the_rejections_of_all_detectors_together():
 def test_measure_reports_the_statistics():
     stats = measure(_melody(), 30.0)
     assert 3.0 < stats.notes_per_s < 5.0 and stats.longest_silence_s < 0.2 and stats.phrase_share < 0.2
+
+
+def test_release_times_are_the_real_note_lengths_of_the_committed_corpus():
+    from generator.loops import GENRE_RELEASE_S, note_length_quantiles, release_after_s, training_pieces
+
+    shard = Path(__file__).resolve().parent.parent / "data" / "shards" / "train.npz"
+    measured = note_length_quantiles(training_pieces(shard), 0.999)
+    assert measured == pytest.approx(GENRE_RELEASE_S, abs=0.1)
+    assert release_after_s(LoopLimits(max_note_s=3.0), "jazz") == pytest.approx(2.4)  # the detector's cap wins
+    assert release_after_s(LoopLimits(max_note_s=100.0), "ambient") == GENRE_RELEASE_S["calm"]
+    assert release_after_s(LoopLimits(max_note_s=10.0)) == pytest.approx(8.0)

@@ -65,7 +65,7 @@ def sample(
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
                                                             seed_compatible=seed_vocab)
     request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
-                                max_note_s=release_after_s(LoopLimits.for_genre(genre)))
+                                max_note_s=release_after_s(LoopLimits.for_genre(genre), genre))
     result = generate(model, [request], device=device, batch_size=1)[0]
     _write_midi(ids_to_midi(result.ids), out)
     typer.echo(f"wrote {out}: {result.duration_s:.2f} s, {result.tokens_generated} new tokens, "
