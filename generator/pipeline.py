@@ -65,8 +65,8 @@ class BatchReport:
         }
 
 
-def selected_plans(recipe: Recipe, *, shard: str | None, limit: int | None) -> list[TrackPlan]:
-    plans = plan_tracks(recipe)
+def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | None) -> list[TrackPlan]:
+    """The part of a recipe's whole plan that this run makes."""
     if shard:
         plans = shard_tracks(plans, shard)
     if limit is not None:
@@ -82,8 +82,9 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
     """Make every planned track that is not finished yet, then (re)build the catalogue."""
     started = time.monotonic()
     out_dir = Path(out_dir or recipe.output)
-    plans = selected_plans(recipe, shard=shard, limit=limit)
     all_plans = plan_tracks(recipe)
+    plans = selected_plans(all_plans, shard=shard, limit=limit)
+    group_of = _groups(all_plans)  # whole groups are sampled together, whatever this run makes
     stage_s = dict.fromkeys(STAGES, 0.0)
     notify = on_progress or (lambda *args: None)
     with OutputLock(out_dir):
@@ -97,8 +98,8 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
                 notify("track_done", p.track_id, done, total)
         if todo:
             context = _Context.load(recipe, recipe_label, device or recipe.device)
-            for group in _groups(todo):
-                members = [p for p in all_plans if p.index // GROUP_SIZE == group[0].index // GROUP_SIZE]
+            for group in _groups(todo).values():
+                members = group_of[group[0].index // GROUP_SIZE]
                 for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
                                            notify, lambda: (done, total)):
                     outcomes[outcome.track_id] = outcome
@@ -129,11 +130,12 @@ def _skipped(plan: TrackPlan, manifest: Manifest) -> TrackOutcome:
                         record.get("integrated_lufs"), [], record.get("folder"))
 
 
-def _groups(plans: list[TrackPlan]) -> list[list[TrackPlan]]:
+def _groups(plans: list[TrackPlan]) -> dict[int, list[TrackPlan]]:
+    """Sampling group number -> its plans, in plan order."""
     groups: dict[int, list[TrackPlan]] = {}
     for plan in plans:
         groups.setdefault(plan.index // GROUP_SIZE, []).append(plan)
-    return [groups[k] for k in sorted(groups)]
+    return groups
 
 
 @dataclass(frozen=True)
@@ -288,8 +290,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
 
 def _programs(recipe: Recipe, genre: str) -> dict[int, int]:
     """Instrument family index -> GM program, from the recipe's instrumentation for the genre."""
-    mapping = recipe.instrumentation.get(genre, {})
-    return {vocab.INSTRUMENT_FAMILIES.index(family): program for family, program in mapping.items()}
+    return {vocab.INSTRUMENT_FAMILIES.index(family): program for family, program in recipe.programs(genre).items()}
 
 
 def _estimated_bpm(midi) -> float | None:
