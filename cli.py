@@ -11,6 +11,7 @@ import sys
 import typer
 
 from generator.errors import GeneratorError
+from generator.fluid import preload_fluidsynth
 
 app = typer.Typer(
     name="gen",
@@ -31,6 +32,7 @@ register_all(app, data_app, model_app)
 
 def main() -> None:
     """Console entry point: library errors become `Error: ...` and their exit code."""
+    preload_fluidsynth()
     try:
         app()
     except GeneratorError as error:

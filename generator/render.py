@@ -21,6 +21,7 @@ import numpy as np
 import pretty_midi
 
 from generator.errors import InputError, SoundFontError
+from generator.fluid import import_fluidsynth
 from generator.soundfonts import SoundFont
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def _assign_channels(stem_of: list[int], n_stems: int) -> list[int]:
 
 
 def _new_synth(sample_rate: int, n_groups: int, n_channels: int):
-    import fluidsynth  # optional heavy dependency: fail only when rendering
+    fluidsynth = import_fluidsynth()  # optional heavy dependency: fail only when rendering
 
     settings = {"synth.audio-groups": n_groups, "synth.audio-channels": n_groups,
                 "synth.effects-groups": n_groups, "synth.cpu-cores": 1, "synth.polyphony": 1024,
@@ -238,9 +239,7 @@ class _Lib:
     """The FluidSynth calls pyfluidsynth does not wrap, bound to the library it already loaded."""
 
     def __init__(self) -> None:
-        import fluidsynth
-
-        fl = fluidsynth._fl
+        fl = import_fluidsynth()._fl
         ptrs = ctypes.POINTER(ctypes.c_void_p)
         self.process = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ptrs,
                                         ctypes.c_int, ptrs)(("fluid_synth_process", fl))

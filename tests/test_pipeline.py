@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from paths import CI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +62,7 @@ def write_recipe(folder: Path, checkpoint: Path, **overrides) -> Path:
 
 def gen(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, env=CI_ENV)
     if check and result.returncode != 0:
         raise AssertionError(f"gen {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import CI_ENV
 
 from generator import vocab
 from generator.errors import RecipeError
@@ -186,7 +187,7 @@ def test_missing_file_folder_and_binary_are_one_line(tmp_path):
 # --- gen validate ---------------------------------------------------------------------------------
 
 def run_validate(cwd, *args):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**CI_ENV, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run([sys.executable, "-c", "import cli; cli.main()", "validate", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 

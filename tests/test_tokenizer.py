@@ -21,7 +21,7 @@ from generator.tokenizer import Note, augment_ids, ids_to_midi, ids_to_notes, mi
 from generator.tokenizer import names, notes_to_ids, seconds_of
 
 ROOT = Path(__file__).resolve().parents[1]
-from paths import SEED_MIDI  # noqa: E402
+from paths import CI_ENV, SEED_MIDI  # noqa: E402
 SEED_DIR = SEED_MIDI
 SEED_NAMES = ["calm_0", "classic_0", "jazz_0", "pop_0"]
 DRUMS = vocab.DRUMS_FAMILY
@@ -384,7 +384,7 @@ def test_a_corrupt_file_raises_input_error_naming_it(tmp_path):
 
 def _gen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=CI_ENV, capture_output=True, text=True, timeout=120)
 
 
 def test_gen_tokenize_prints_ids_and_names():
