@@ -168,6 +168,12 @@ class RowState:
             m[vocab.INSTRUMENT:] = self.palette
             if not self.palette[self.family]:  # no note on an instrument outside the palette
                 m[vocab.NOTE_ON:vocab.NOTE_OFF] = False
+        # A NOTE_OFF only for a note sounding in the current family: any other is a no-op the
+        # decoder skips, and the mass the model puts on it goes to the choices that mean something.
+        m[vocab.NOTE_OFF:vocab.VELOCITY] = False
+        for family, pitch in self.sounding:
+            if family == self.family:
+                m[vocab.NOTE_OFF + pitch] = True
         remaining = self.target_ticks - self.ticks
         m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
         overdue = self._overdue()

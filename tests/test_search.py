@@ -275,3 +275,31 @@ def test_the_instrument_palette_limits_instrument_tokens_and_notes():
     assert used and used <= set(palette)
     with pytest.raises(InputError):
         GenerationRequest("jazz", 5, 8.0, instruments=(17,))
+
+
+def test_note_off_is_allowed_only_for_a_note_sounding_in_the_current_family():
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE)
+    assert not row.allowed()[vocab.NOTE_OFF:vocab.VELOCITY].any()  # nothing sounds yet
+    for token in (vocab.INSTRUMENT + 4, vocab.NOTE_ON + 40, vocab.INSTRUMENT + 0, vocab.NOTE_ON + 60,
+                  vocab.NOTE_ON + 64, vocab.TIME_SHIFT + 9):
+        row.push(token)
+    offs = np.flatnonzero(row.allowed()[vocab.NOTE_OFF:vocab.VELOCITY]).tolist()
+    assert offs == [60, 64]  # the bass note needs a switch to the bass first
+    row.push(vocab.INSTRUMENT + 4)
+    assert np.flatnonzero(row.allowed()[vocab.NOTE_OFF:vocab.VELOCITY]).tolist() == [40]
+    row.push(vocab.NOTE_OFF + 40)
+    assert not row.allowed()[vocab.NOTE_OFF:vocab.VELOCITY].any()
+
+
+def test_generated_tracks_have_no_note_off_without_its_note():
+    model = _model(time_bias=1.0)  # random weights: NOTE_OFFs for silent pitches get real mass
+    for result in generate(model, [GenerationRequest("pop", seed, 6.0) for seed in range(3)]):
+        family, sounding = 0, set()
+        for token in result.ids:
+            if token >= vocab.INSTRUMENT:
+                family = token - vocab.INSTRUMENT
+            elif vocab.NOTE_ON <= token < vocab.NOTE_OFF:
+                sounding.add((family, token))
+            elif vocab.NOTE_OFF <= token < vocab.VELOCITY:
+                assert (family, token - vocab.NOTE_OFF) in sounding
+                sounding.discard((family, token - vocab.NOTE_OFF))
