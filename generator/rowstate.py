@@ -114,10 +114,23 @@ class RowState:
         return float(self._uniforms[self._next - 1])
 
     def prompt(self, max_seq: int) -> list[int]:
-        """[genre] + the row's tokens, or + its last max_seq // 2 when they do not fit."""
+        """[genre] + the row's tokens, or + its last max_seq // 2 when they do not fit. A window
+        cut from the middle starts with the INSTRUMENT token in force at the cut (in place of its
+        oldest token), so its first note events belong to the right family instead of piano, the
+        family the model assumes before any INSTRUMENT token."""
         if 1 + len(self.tokens) <= max_seq:
             return [self.genre_token, *self.tokens]
-        return [self.genre_token, *self.tokens[-(max_seq // 2):]]
+        if not self.has_instruments:
+            return [self.genre_token, *self.tokens[-(max_seq // 2):]]
+        cut = len(self.tokens) - max_seq // 2 + 1
+        return [self.genre_token, vocab.INSTRUMENT + self._family_before(cut), *self.tokens[cut:]]
+
+    def _family_before(self, index: int) -> int:
+        """The instrument family in force just before tokens[index] (piano before any INSTRUMENT)."""
+        for token in reversed(self.tokens[:index]):
+            if token >= vocab.INSTRUMENT:
+                return token - vocab.INSTRUMENT
+        return 0
 
     # -- the ending -----------------------------------------------------------------------------
     def close(self, reason: str, *, ring_ticks: int = 0, fill: bool = False) -> None:

@@ -108,14 +108,17 @@ def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
     max_seq = model.config.max_seq
     assert result.tokens_generated > 3 * max_seq
     # reference: recompute the whole window each token, re-priming at the same points
-    row, start = RowState(0, request.genre_token, (), 6.0, "ring", 0, model.config.vocab_size), 0
+    row = RowState(0, request.genre_token, (), 6.0, "ring", 0, model.config.vocab_size)
+    window = [request.genre_token]
     with torch.no_grad():
         while not row.done:
-            if 1 + len(row.tokens) - start > max_seq:
-                start = len(row.tokens) - max_seq // 2
-            logits = model(torch.tensor([[request.genre_token, *row.tokens[start:]]]))[:, -1]
+            if len(window) > max_seq:
+                window = row.prompt(max_seq)
+                assert len(window) == 1 + max_seq // 2
+            logits = model(torch.tensor([window]))[:, -1]
             allowed = torch.from_numpy(row.allowed())[None]
             row.push(int(filter_logits(logits, params, allowed=allowed).argmax()))
+            window.append(row.tokens[-1])
             row.settle(False)
     assert tuple(row.tokens) == result.ids
 
@@ -303,3 +306,22 @@ def test_generated_tracks_have_no_note_off_without_its_note():
             elif vocab.NOTE_OFF <= token < vocab.VELOCITY:
                 assert (family, token - vocab.NOTE_OFF) in sounding
                 sounding.discard((family, token - vocab.NOTE_OFF))
+
+
+def test_a_window_cut_mid_piece_starts_with_the_instrument_in_force():
+    row = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.VOCAB_SIZE)
+    bass = vocab.INSTRUMENT + vocab.INSTRUMENT_FAMILIES.index("bass")
+    for token in [bass] + [vocab.NOTE_ON + 40, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 40] * 10:
+        row.push(token)
+    prompt = row.prompt(16)
+    assert prompt[:2] == [vocab.GENRE, bass] and prompt[2:] == row.tokens[-7:]
+    assert len(prompt) == 1 + 16 // 2
+    assert row.prompt(64) == [vocab.GENRE, *row.tokens]  # it all fits: nothing is cut
+    piano = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.VOCAB_SIZE)
+    for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
+        piano.push(token)
+    assert piano.prompt(16)[1] == vocab.INSTRUMENT  # piano is in force before any INSTRUMENT
+    seed = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.INSTRUMENT)  # seed vocabulary
+    for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
+        seed.push(token)
+    assert seed.prompt(16) == [vocab.GENRE, *seed.tokens[-8:]]
