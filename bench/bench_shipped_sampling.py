@@ -1,0 +1,57 @@
+"""Sampling speed of the shipped model with a recipe's real controls (not random weights).
+
+    python bench/bench_shipped_sampling.py [--genre jazz] [--batch 8] [--seconds 30] [--threads 2]
+
+Composes `batch` tracks of `seconds` with models/gen-small.pt, the cafe-jazz recipe's controls
+(top-k 60, top-p 0.98, repetition penalty 0.05, the piano/bass/drums palette, the genre's note
+release) in one batch, and prints tokens, wall time, tokens/s and seconds of music per second.
+No loop detection and no resampling: this is the sampler alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from generator import vocab  # noqa: E402
+from generator.loops import LoopLimits, release_after_s  # noqa: E402
+from generator.model import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
+from generator.sampling import SamplingParams  # noqa: E402
+from generator.search import GenerationRequest, generate  # noqa: E402
+
+PALETTE = tuple(vocab.INSTRUMENT_FAMILIES.index(name) for name in ("piano", "bass")) + (vocab.DRUMS_FAMILY,)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genre", default="jazz")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    params = SamplingParams(top_k=60, top_p=0.98, rp_penalty=0.05)
+    release = release_after_s(LoopLimits.for_genre(args.genre), args.genre)
+    requests = [GenerationRequest(args.genre, seed, args.seconds, params, max_note_s=release, instruments=PALETTE)
+                for seed in range(args.batch)]
+    generate(model, requests[:1], time_budget_s=0.5)  # warm-up
+    start = time.perf_counter()
+    results = generate(model, requests, batch_size=args.batch)
+    wall = time.perf_counter() - start
+    tokens = sum(r.tokens_generated for r in results)
+    music = sum(r.duration_s for r in results)
+    print(json.dumps({"genre": args.genre, "batch": args.batch, "tokens": tokens, "wall_s": round(wall, 2),
+                      "tok_s": round(tokens / wall), "music_s_per_wall_s": round(music / wall, 1)}))
+
+
+if __name__ == "__main__":
+    main()
