@@ -44,6 +44,19 @@ def relative_logits_naive(q: Tensor, er: Tensor) -> Tensor:
     return srel.masked_fill(j > i, 0.0)
 
 
+def _q_er(q: Tensor, er: Tensor) -> Tensor:
+    """Q Er^T: q (B, H, T, hd) with er (total, hd) shared or (H, total, hd) per head -> (B, H, T, total).
+
+    Per-head Er runs as one bmm over the heads: the broadcasting `q @ er.transpose(-1, -2)` expands
+    Er over the batch and took 600 us per layer at batch 8 on the 2-core CPU, against 28 us here.
+    """
+    if er.dim() == 2:
+        return q @ er.transpose(0, 1)
+    b, h, t, d = q.shape
+    qe = torch.bmm(q.transpose(0, 1).reshape(h, b * t, d), er.transpose(1, 2))  # (H, B*T, total)
+    return qe.view(h, b, t, -1).transpose(0, 1)
+
+
 def relative_logits_step(q: Tensor, er: Tensor, total: int) -> Tensor:
     """Srel for the last T queries of a length-`total` sequence over all `total` keys.
 
@@ -51,7 +64,7 @@ def relative_logits_step(q: Tensor, er: Tensor, total: int) -> Tensor:
     total-T+t; key j gets column total-1-(i-j) of Q Er^T, clamped above the diagonal.
     """
     n_new = q.shape[-2]
-    qe = q @ er.transpose(-1, -2)  # (B, H, T, total)
+    qe = _q_er(q, er)  # (B, H, T, total)
     if n_new == 1:  # the usual decoding step: column j already is distance total-1-j
         return qe
     t = torch.arange(n_new, device=q.device).unsqueeze(1)
