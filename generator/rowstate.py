@@ -127,9 +127,9 @@ class RowState:
 
     def _family_before(self, index: int) -> int:
         """The instrument family in force just before tokens[index] (piano before any INSTRUMENT)."""
-        for token in reversed(self.tokens[:index]):
-            if token >= vocab.INSTRUMENT:
-                return token - vocab.INSTRUMENT
+        for i in range(index - 1, -1, -1):  # no copy of the history: this runs at every re-prime
+            if self.tokens[i] >= vocab.INSTRUMENT:
+                return self.tokens[i] - vocab.INSTRUMENT
         return 0
 
     # -- the ending -----------------------------------------------------------------------------
@@ -193,13 +193,11 @@ class RowState:
         if overdue and not self.releasing:
             return self._only_release(overdue)
         if self.releasing:
-            m[vocab.NOTE_ON:vocab.TIME_SHIFT] = False
-            families = {f for f, _ in self.sounding}
-            for pitch in (p for f, p in self.sounding if f == self.family):
-                m[vocab.NOTE_OFF + pitch] = True
+            m[vocab.NOTE_ON:vocab.NOTE_OFF] = False  # no new note; the NOTE_OFFs are the grammar's above
+            m[vocab.VELOCITY:vocab.TIME_SHIFT] = False
             if self.has_instruments:
                 m[vocab.INSTRUMENT:] = False
-                for family in families - {self.family}:
+                for family in {f for f, _ in self.sounding} - {self.family}:
                     m[vocab.INSTRUMENT + family] = True
         return m
 

@@ -40,8 +40,9 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     primer_ids: tuple[int, ...] = ()
     ending: str = "ring"
-    # Release any note held this long (None: never). The pipeline and `gen sample` use 80% of the
-    # genre's calibrated stuck-note limit, so a take is never rejected for a note the model forgot.
+    # Release any note held this long (None: never). `gen batch`, `gen sample` and `gen eval` use
+    # loops.release_after_s: the genre's real 99.9th-percentile note length, capped at 80% of the
+    # stuck-note limit, so a take is never rejected for a note the model forgot.
     max_note_s: float | None = None
     # Instrument families (vocab.INSTRUMENT_FAMILIES indices) the track may use; None: any.
     instruments: tuple[int, ...] | None = None
