@@ -7,6 +7,7 @@ continue bit for bit. OUT/model.pt is the same model without the training state:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from generator import vocab
 from generator.errors import CheckpointError, InputError
-from generator.model import ModelConfig, MusicTransformer, read_checkpoint, save_checkpoint
+from generator.model import FORMAT, ModelConfig, MusicTransformer, read_checkpoint, save_checkpoint
 from generator.shards import Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.tokenizer import augment_ids
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 CONFIGS = {"small": ModelConfig.small, "tiny": ModelConfig.tiny}
 # Options that define the run; on --resume they come from the checkpoint, not the command line.
 RUN_FIELDS = ("config", "absolute", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip",
-              "exclude_licences", "augment", "seed")
+              "exclude_licences", "exclude_sources", "augment", "seed", "init")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ class TrainOptions:
     eval_every: int = 250
     eval_tokens_per_genre: int | None = 20_000  # cap for evaluations during training
     exclude_licences: tuple[str, ...] = ()
+    exclude_sources: tuple[str, ...] = ()  # source keys: the part of a piece id before "/", e.g. pop-mma
     augment: bool = True
+    init: str | None = None  # warm start: the weights (and config) of this checkpoint of ours
     resume: bool = False
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; weights stay fp32)
@@ -85,28 +88,49 @@ class TrainResult:
 
 # --- data ---------------------------------------------------------------------------------------
 
-def train_pieces(data_dir: Path, shard: Shard, exclude_licences: tuple[str, ...]) -> np.ndarray:
-    """Indices of the shard's pieces to train on (licence classes removed, empty pieces dropped)."""
+def source_key(row: dict) -> str:
+    """The source a piece came from, as `gen data prepare --limit` names it: its id before "/"."""
+    return str(row.get("id", "")).split("/", 1)[0]
+
+
+def train_pieces(data_dir: Path, shard: Shard, exclude_licences: tuple[str, ...],
+                 exclude_sources: tuple[str, ...] = ()) -> np.ndarray:
+    """Indices of the shard's pieces to train on (licence classes and sources removed, empty
+    pieces dropped)."""
     keep = shard.lengths() > 0
-    if exclude_licences:
+    if exclude_licences or exclude_sources:
         rows = read_pieces(data_dir / "pieces.jsonl")
         if len(shard) and shard.piece.max() >= len(rows):
             raise InputError(f"{shard.path}: piece row {int(shard.piece.max())} beyond "
                              f"{data_dir / 'pieces.jsonl'} ({len(rows)} rows); re-create the data")
         classes = np.array([rows[r].get("licence_class", "none") for r in shard.piece])
         keep &= ~np.isin(classes, list(exclude_licences))
+        sources = np.array([source_key(rows[r]) for r in shard.piece])
+        unknown = sorted(set(exclude_sources) - set(sources.tolist()))
+        if unknown:
+            raise InputError(f"--exclude-source: {', '.join(unknown)} not a source of {shard.path}; "
+                             f"its sources are {', '.join(sorted(set(sources.tolist())))}")
+        keep &= ~np.isin(sources, list(exclude_sources))
     index = np.flatnonzero(keep)
     if not len(index):
-        raise InputError(f"{shard.path}: no training pieces left after excluding {list(exclude_licences)}; "
-                         "include more licence classes or add data")
+        left_out = [*exclude_licences, *exclude_sources]
+        raise InputError(f"{shard.path}: no training pieces left after excluding {left_out}; "
+                         "include more licence classes or sources, or add data")
     return index
+
+
+def family_before(ids: np.ndarray, index: int) -> int:
+    """The instrument family in force just before ids[index] (piano before any INSTRUMENT)."""
+    marks = np.flatnonzero(ids[:index] >= vocab.INSTRUMENT)
+    return int(ids[marks[-1]]) - vocab.INSTRUMENT if marks.size else 0
 
 
 class WindowSampler:
     """Random training windows: genre-balanced, length-weighted within a genre, augmented."""
 
-    def __init__(self, shard: Shard, pieces: np.ndarray, max_seq: int, augment: bool) -> None:
-        self.shard, self.max_seq, self.augment = shard, max_seq, augment
+    def __init__(self, shard: Shard, pieces: np.ndarray, max_seq: int, augment: bool,
+                 instruments: bool = True) -> None:
+        self.shard, self.max_seq, self.augment, self.instruments = shard, max_seq, augment, instruments
         lengths = shard.lengths()
         self.by_genre = []
         for g in range(len(vocab.GENRES)):
@@ -116,21 +140,29 @@ class WindowSampler:
                 self.by_genre.append((g, members, weights / weights.sum()))
 
     def window(self, rng: np.random.Generator) -> list[int]:
-        """[GENRE] + up to max_seq-1 tokens (+ END when the window reaches the piece's end)."""
+        """[GENRE] + up to max_seq-1 tokens (+ END when the window reaches the piece's end).
+
+        A window cut from the middle starts with the INSTRUMENT token in force at the cut, in place
+        of its oldest token, as the sampler's re-primed windows do (rowstate.RowState.prompt): its
+        first note events then belong to their own family, not to piano, and drums stay untransposed.
+        """
         g, members, weights = self.by_genre[rng.integers(len(self.by_genre))]
         ids = self.shard.ids(int(members[rng.choice(len(members), p=weights)]))
         body = self.max_seq - 1
         # One window in ten starts at the beginning: generation starts from the genre token alone.
         start = 0 if rng.random() < 0.1 else int(rng.integers(0, max(1, len(ids) - body + 1)))
+        head: list[int] = []
+        if start > 0 and self.instruments:  # the cut token gives way to the INSTRUMENT in force
+            head, start = [vocab.INSTRUMENT + family_before(ids, start + 1)], start + 1
         if self.augment:
             transpose, stretch = int(rng.integers(-3, 4)), float(rng.uniform(0.95, 1.05))
             margin = body // 8 + 16  # stretch and dropped notes change the token count a little
-            piece = ids[start : start + body + margin]
-            tokens = augment_ids(piece.tolist(), transpose=transpose, stretch=stretch)
+            piece = ids[start : start + body - len(head) + margin]
+            tokens = augment_ids(head + piece.tolist(), transpose=transpose, stretch=stretch)
             ended = start + len(piece) >= len(ids) and len(tokens) <= body
         else:
-            tokens = ids[start : start + body].tolist()
-            ended = start + body >= len(ids)
+            tokens = head + ids[start : start + body - len(head)].tolist()
+            ended = start + body - len(head) >= len(ids)
         return [vocab.GENRE + g] + tokens[:body] + ([vocab.END] if ended else [])
 
     def batch(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,6 +235,11 @@ def model_config(opts: TrainOptions) -> ModelConfig:
         raise InputError(f"--config {opts.config!r} unknown; choose one of {', '.join(CONFIGS)}")
     config = CONFIGS[opts.config]()
     return replace(config, relative=False, absolute_pe=True, scale_embedding=True) if opts.absolute else config
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _cpu_name() -> str:
@@ -282,15 +319,19 @@ class Trainer:
             raise InputError("--device cuda: no CUDA device is available here; use --device cpu")
         self.data_hash = data_sha256(opts.data_dir)
         self.shard = load_shard(shard_path(opts.data_dir, "train"))
-        self.pieces = train_pieces(Path(opts.data_dir), self.shard, opts.exclude_licences)
-        config = ModelConfig(**state["config"]) if state else model_config(opts)
+        self.pieces = train_pieces(Path(opts.data_dir), self.shard, opts.exclude_licences, opts.exclude_sources)
+        parent = self._init_checkpoint(opts) if state is None and opts.init else None
+        config = ModelConfig(**(state or parent)["config"]) if (state or parent) else model_config(opts)
         torch.manual_seed(opts.seed)
         self.model = MusicTransformer(config).to(self.device).train()
+        if parent is not None:
+            self.model.load_state_dict(parent["model"])
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=opts.lr, betas=(0.9, 0.95))
-        self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment)
+        self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment,
+                                     instruments=config.vocab_size > vocab.INSTRUMENT)
         self.rng = np.random.default_rng(opts.seed)
         self.step, self.tokens_seen, self.wall_s, self.history = 0, 0, 0.0, []
-        self.meta: dict = {}
+        self.meta: dict = {"init": parent["init"]} if parent is not None else {}
         if state is not None:
             self._restore(state)
         self.amp = autocast_dtype(opts.precision, self.device)
@@ -305,6 +346,27 @@ class Trainer:
         if "train" not in data:
             raise CheckpointError(f"{self.checkpoint}: holds no training state; cannot --resume from it")
         return {**data["train"], "config": data["config"], "model": data["model"], "meta": data["meta"]}
+
+    def _init_checkpoint(self, opts: TrainOptions) -> dict:
+        """The weights, config and lineage of the --init checkpoint (a model of ours)."""
+        path = Path(opts.init)
+        data = read_checkpoint(path)
+        if data.get("format") != FORMAT or "config" not in data or "model" not in data:
+            raise CheckpointError(f"{path}: --init takes a `gen train` checkpoint (model.pt or "
+                                  "checkpoint.pt); a seed-format state_dict cannot be trained on here")
+        if opts.absolute:
+            raise InputError("--init and --absolute: the model's positions come from the --init checkpoint; "
+                             "drop --absolute")
+        meta = data.get("meta") or {}
+        lineage = {key: meta.get(key) for key in ("steps", "tokens_seen", "wall_time_s", "command")}
+        lineage["steps_total"] = meta.get("steps_total", meta.get("steps"))
+        lineage["tokens_seen_total"] = meta.get("tokens_seen_total", meta.get("tokens_seen"))
+        lineage["wall_time_s_total"] = meta.get("wall_time_s_total", meta.get("wall_time_s"))
+        lineage["data_sha256"] = (meta.get("data") or {}).get("sha256")
+        lineage["test_nll"] = meta.get("test_nll")
+        lineage["init"] = meta.get("init")  # its own parent, if it was a warm start too
+        return {"config": data["config"], "model": data["model"],
+                "init": {"checkpoint": str(path), "sha256": _file_sha256(path), **lineage}}
 
     def _param_groups(self) -> list[dict]:
         """No weight decay on biases, norms and Er (the usual GPT recipe)."""
@@ -353,6 +415,11 @@ class Trainer:
 
     def build_meta(self, finished: bool) -> dict:
         meta = dict(self.meta)
+        parent = meta.get("init")
+        if parent:  # a warm start: totals over the whole lineage, this run's own figures beside them
+            meta["steps_total"] = self.step + (parent.get("steps_total") or 0)
+            meta["tokens_seen_total"] = self.tokens_seen + (parent.get("tokens_seen_total") or 0)
+            meta["wall_time_s_total"] = round(self.wall_s + (parent.get("wall_time_s_total") or 0), 1)
         lengths = self.shard.lengths()[self.pieces]
         genres = self.shard.genre[self.pieces]
         meta.update({
@@ -369,7 +436,8 @@ class Trainer:
                      "train_pieces": int(len(self.pieces)), "train_tokens": int(lengths.sum()),
                      "train_tokens_per_genre": {vocab.GENRES[g]: int(lengths[genres == g].sum())
                                                 for g in range(len(vocab.GENRES)) if (genres == g).any()},
-                     "excluded_licences": list(self.opts.exclude_licences), **self._provenance()},
+                     "excluded_licences": list(self.opts.exclude_licences),
+                     "excluded_sources": list(self.opts.exclude_sources), **self._provenance()},
             "history": self.history,
             "saved_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })

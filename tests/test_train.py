@@ -16,8 +16,8 @@ from generator.errors import CheckpointError, InputError
 from generator.model import ModelConfig, load_checkpoint
 from generator.shards import load_shard, shard_path, write_shard
 from generator.tokenizer import midi_to_ids
-from generator.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, learning_rate, train,
-                             train_pieces)
+from generator.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,
+                             learning_rate, train, train_pieces)
 
 from paths import SEED_MIDI
 
@@ -33,7 +33,7 @@ def write_seed_midi_corpus(data_dir: Path) -> None:
         for split, part in (("train", ids[:a]), ("valid", ids[a:b]), ("test", ids[b:])):
             splits[split].append((part, genre, len(rows)))
             licence = "copyleft" if genre == "pop" else "pd"  # so --exclude-licence has work to do
-            rows.append({"id": f"{midi.stem}-{split}", "genre": genre, "licence_class": licence,
+            rows.append({"id": f"seed-{genre}/{midi.stem}-{split}", "genre": genre, "licence_class": licence,
                          "split": split, "n_tokens": len(part)})
     for split, items in splits.items():
         write_shard(shard_path(data_dir, split), [i[0] for i in items], [i[1] for i in items],
@@ -72,21 +72,46 @@ def test_windows_start_with_the_genre_and_end_only_at_the_piece_end(corpus):
     sampler = WindowSampler(shard, np.arange(len(shard)), 64, augment=False)
     rng = np.random.default_rng(0)
     pieces = {vocab.GENRE + int(g): shard.ids(i).tolist() for i, g in enumerate(shard.genre)}
-    seen_end = 0
+    seen_end = seen_cut = 0
     for _ in range(300):
         window = sampler.window(rng)
         body = window[1:-1] if window[-1] == vocab.END else window[1:]
         piece = pieces[window[0]]
         assert len(window) <= 65 and len(body) <= 63
-        starts = [s for s in range(len(piece) - len(body) + 1) if piece[s : s + len(body)] == body]
-        assert starts, "window is not a slice of its genre's piece"
+        if piece[: len(body)] != body:  # cut from the middle: the INSTRUMENT in force, then a slice
+            seen_cut += 1
+            rest = body[1:]
+            starts = [s for s in range(1, len(piece) - len(rest) + 1) if piece[s : s + len(rest)] == rest
+                      and body[0] == vocab.INSTRUMENT + family_before(np.array(piece), s)]
+            assert starts, "window is not [INSTRUMENT in force] + a slice of its genre's piece"
         if window[-1] == vocab.END:
             seen_end += 1
-            assert piece[-len(body):] == body
+            assert piece[-len(body) + 1:] == body[1:]
+    assert seen_cut > 200
     x, y = sampler.batch(3, rng)
     real = y[:, 1:] != vocab.PAD  # x is y shifted right by one wherever the next target is real
     assert x.shape == y.shape == (3, 64) and torch.equal(x[:, 1:][real], y[:, :-1][real])
     assert torch.all(x[:, 0] >= vocab.GENRE) and torch.all(x[:, 0] < vocab.INSTRUMENT)
+
+
+def test_a_window_cut_from_the_middle_names_the_instrument_in_force(tmp_path):
+    drums, bass = vocab.INSTRUMENT + vocab.DRUMS_FAMILY, vocab.INSTRUMENT + 4
+    kick = [36, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 36]  # a drum hit of 100 ms
+    piece = [drums] + kick * 40 + [bass] + [40, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 40] * 40
+    write_shard(tmp_path / "one.npz", [piece], ["pop"], [0])
+    shard = load_shard(tmp_path / "one.npz")
+    rng = np.random.default_rng(3)
+    for augment in (False, True):
+        sampler = WindowSampler(shard, np.arange(1), 32, augment=augment)
+        for _ in range(100):
+            window = sampler.window(rng)
+            first_note = next(i for i, t in enumerate(window) if t < vocab.VELOCITY)
+            named = [t for t in window[:first_note] if t >= vocab.INSTRUMENT]
+            assert named and named[-1] in (drums, bass)  # never a note event of an unnamed family
+            if named[-1] == drums and bass not in window:  # drums are never transposed
+                assert {t for t in window[2:] if t < vocab.NOTE_OFF} <= {36}
+    assert family_before(np.array(piece), 1) == vocab.DRUMS_FAMILY
+    assert family_before(np.array(piece), len(piece)) == 4 and family_before(np.array([60]), 1) == 0
 
 
 def test_augmented_windows_stay_valid(corpus):
@@ -105,6 +130,14 @@ def test_exclude_licence_drops_those_pieces(corpus):
     assert sorted(vocab.GENRES[g] for g in shard.genre[kept]) == ["calm", "classic", "jazz"]
     with pytest.raises(InputError, match="no training pieces"):
         train_pieces(corpus, shard, ("pd", "copyleft"))
+
+
+def test_exclude_source_drops_that_source_and_names_the_known_ones(corpus):
+    shard = load_shard(shard_path(corpus, "train"))
+    kept = train_pieces(corpus, shard, (), ("seed-pop", "seed-jazz"))
+    assert sorted(vocab.GENRES[g] for g in shard.genre[kept]) == ["calm", "classic"]
+    with pytest.raises(InputError, match="pop-mma not a source.*seed-calm, seed-classic"):
+        train_pieces(corpus, shard, (), ("pop-mma",))
 
 
 def test_eval_windows_cover_every_token_once(corpus):
@@ -198,6 +231,41 @@ def test_cli_train_then_model_info(corpus, tmp_path):
     facts = json.loads(runner.invoke(app, ["model", "info", "--json", str(out / "checkpoint.pt")]).output)
     assert set(facts["test_nll"]) == set(vocab.GENRES)  # held-out evaluation covers every genre
     assert facts["data"]["licence_classes"] == {"pd": 3} and facts["parameters"] > 0
+
+
+def test_init_warm_starts_from_the_parent_and_records_the_lineage(corpus, tmp_path):
+    parent = train(_opts(corpus, tmp_path / "parent", max_steps=3))
+    child = train(_opts(corpus, tmp_path / "child", max_steps=0, init=str(parent.model_path)))
+    a, b = load_checkpoint(parent.model_path)[0], load_checkpoint(child.model_path)[0]
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name  # step 0 of the child is the parent
+    assert child.meta["init"]["steps"] == 3 and child.meta["init"]["checkpoint"] == str(parent.model_path)
+    assert len(child.meta["init"]["sha256"]) == 64 and child.meta["init"]["data_sha256"] == parent.meta["data"]["sha256"]
+
+    def stop_after_2(p):
+        if p.event == "step" and p.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = train(_opts(corpus, tmp_path / "grand", max_steps=4, init=str(child.model_path)), stop_after_2)
+    parent.model_path.unlink()  # a resumed warm start needs only its own checkpoint
+    done = train(_opts(corpus, tmp_path / "grand", max_steps=4, resume=True))
+    assert (first.step, done.step, done.finished) == (2, 4, True)
+    assert done.meta["init"]["checkpoint"] == str(child.model_path) and done.meta["init"]["init"]["steps"] == 3
+    assert done.meta["steps_total"] == 4 + 0 + 3
+    assert done.meta["tokens_seen_total"] == done.meta["tokens_seen"] + parent.meta["tokens_seen"]
+    info = CliRunner().invoke(app, ["model", "info", str(done.model_path)])
+    lines = dict(line.split(":", 1) for line in info.output.splitlines())
+    assert lines["steps, all runs"].strip() == "7" and str(child.model_path) in lines["warm start from"]
+
+
+def test_init_refuses_a_seed_checkpoint_and_absolute(corpus, tmp_path):
+    from paths import VECTORS
+
+    with pytest.raises(CheckpointError, match="--init takes a `gen train` checkpoint"):
+        train(_opts(corpus, tmp_path / "a", init=str(VECTORS / "seed_tiny_state_dict.pt")))
+    parent = train(_opts(corpus, tmp_path / "parent", max_steps=1))
+    with pytest.raises(InputError, match="drop --absolute"):
+        train(_opts(corpus, tmp_path / "b", init=str(parent.model_path), absolute=True))
 
 
 def test_model_info_on_a_missing_checkpoint_is_a_checkpoint_error(tmp_path):

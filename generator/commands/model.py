@@ -38,12 +38,16 @@ def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) ->
 
 
 def _licences(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    names = _names(text)
     for name in names:
         if name not in LICENCE_CLASSES:
             raise InputError(f"--exclude-licence: {name!r} is not a licence class; use some of "
                              f"{', '.join(LICENCE_CLASSES)} separated by commas")
     return names
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def train(
@@ -75,6 +79,12 @@ def train(
                                              "during training (0: all); the final one uses all.")] = 20_000,
     exclude_licence: Annotated[str, typer.Option("--exclude-licence", help="Licence classes to leave out of "
                                                  "training, comma-separated, e.g. copyleft,none.")] = "",
+    exclude_source: Annotated[str, typer.Option("--exclude-source", help="Sources to leave out of training, "
+                                                "comma-separated, as `gen data prepare --limit` names them "
+                                                "(the part of a piece id before '/'), e.g. pop-mma.")] = "",
+    init: Annotated[Optional[Path], typer.Option("--init", help="Warm start: begin from this checkpoint's "
+                                                 "weights and config (a fresh optimizer and schedule); the "
+                                                 "card records it as the parent.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random transposition -3..+3 and "
                                           "time stretch 0.95-1.05.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the window sampling.")] = 0,
@@ -95,7 +105,8 @@ def train(
         data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
-        exclude_licences=_licences(exclude_licence), augment=augment, resume=resume, seed=seed, threads=threads,
+        exclude_licences=_licences(exclude_licence), exclude_sources=_names(exclude_source),
+        init=str(init) if init else None, augment=augment, resume=resume, seed=seed, threads=threads,
         precision=precision.value,
         command=_command_line(ctx),
     )
@@ -158,6 +169,9 @@ def card_facts(path: Path) -> dict:
         "steps": meta.get("steps"),
         "finished": meta.get("finished"),
         "tokens_seen": meta.get("tokens_seen"),
+        "steps_total": meta.get("steps_total", meta.get("steps")),
+        "tokens_seen_total": meta.get("tokens_seen_total", meta.get("tokens_seen")),
+        "init": meta.get("init"),
         "data_sha256": (meta.get("data") or {}).get("sha256"),
         "data": meta.get("data"),
         "valid_nll": meta.get("valid_nll") or ((meta.get("history") or [{}])[-1].get("valid_nll")),
@@ -178,6 +192,12 @@ def _line(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
+def _parent(init: dict) -> str:
+    """One line for a warm start's parent: its file, hash, steps and command."""
+    return (f"{init.get('checkpoint')} (sha256 {str(init.get('sha256'))[:12]}, {_line(init.get('steps'))} steps, "
+            f"data {str(init.get('data_sha256'))[:12]}): {init.get('command') or '-'}")
+
+
 def info(
     checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint file (ours or a seed-format "
                                                          "state_dict). Default: the shipped model.")] = None,
@@ -195,9 +215,12 @@ def info(
         ("checkpoint", facts["checkpoint"]), ("architecture", facts["architecture"]),
         ("parameters", facts["parameters"]), ("vocabulary", facts["vocab"]),
         ("steps", facts["steps"]), ("tokens seen", facts["tokens_seen"]),
+        *((("warm start from", _parent(facts["init"])), ("steps, all runs", facts["steps_total"]),
+           ("tokens seen, all runs", facts["tokens_seen_total"])) if facts["init"] else ()),
         ("training data", f"{_line(data.get('train_pieces'))} pieces, {_line(data.get('train_tokens'))} tokens"
          if data else None),
         ("excluded licences", (", ".join(data.get("excluded_licences", [])) or "none") if data else None),
+        ("excluded sources", (", ".join(data.get("excluded_sources", [])) or "none") if data else None),
         ("data sha256", facts["data_sha256"]),
         ("held-out NLL (test)", facts["test_nll"]), ("valid NLL", facts["valid_nll"]),
         ("hardware", facts["hardware"]), ("wall time (s)", facts["wall_time_s"]),
