@@ -47,6 +47,9 @@ class ModelConfig:
     # Multiply embeddings by sqrt(d_model) before adding absolute PE (Vaswani et al.). With our
     # std-0.02 init the unit-amplitude sinusoids otherwise drown the tokens (the seed does not scale).
     scale_embedding: bool = False
+    # Trained on some windows with NO_GENRE in place of the genre token (gen train --genre-dropout),
+    # so it also predicts unconditioned: what classifier-free genre guidance contrasts with.
+    unconditioned: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -76,7 +79,7 @@ class ModelConfig:
         ) or "no positions"
         return (f"{self.n_layers} layers, d_model {self.d_model}, {self.n_heads} heads, d_ff {self.d_ff}, "
                 f"max_seq {self.max_seq}, {'pre' if self.norm_first else 'post'}-LN, {position}, "
-                f"vocab {self.vocab_size}")
+                f"vocab {self.vocab_size}" + (", also unconditioned (genre guidance)" if self.unconditioned else ""))
 
 
 def sinusoidal_positions(length: int, d_model: int) -> Tensor:

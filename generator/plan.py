@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 GROUP_SIZE = 8  # the pipeline samples fixed groups of 8 consecutive tracks together
 # Drawn per track, one uniform each, always in this order: narrowing one range never shifts another.
 SAMPLED = ("temperature", "top_p", "top_k", "at_least_k", "rp_penalty", "rp_restore_speed",
-           "topp_temperature", "beam_width", "length_penalty")
+           "topp_temperature", "beam_width", "length_penalty", "genre_guidance")
 SAMPLED_INTS = ("top_k", "at_least_k", "beam_width")
 @dataclass(frozen=True)
 class TrackPlan:

@@ -88,6 +88,8 @@ class Sampling(_Section):
         integer=True, lo=1, hi=64, example="1", example_range="[1, 4]"))] = (1, 1)
     length_penalty: Annotated[FloatRange, _v(rf.range_field(
         integer=False, lo=0, hi=10, example="1.0", example_range="[0.8, 1.2]"))] = (1.0, 1.0)
+    genre_guidance: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=10, example="1.0", example_range="[0.5, 1.5]"))] = (0.0, 0.0)
     pitch_range: Annotated[IntRange, _v(_pitch_range)] = (21, 96)
     seed_compatible: bool = False
     primer: Primer | None = None

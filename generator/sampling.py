@@ -35,6 +35,7 @@ class SamplingParams:
     beam_width: int = 1
     length_penalty: float = 1.0
     seed_compatible: bool = False
+    genre_guidance: float = 0.0  # classifier-free guidance: 0 off; w in cond + w * (cond - uncond)
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0 and math.isfinite(self.temperature), "temperature",
@@ -60,6 +61,11 @@ class SamplingParams:
                self.length_penalty, "use a number >= 0 (0 = raw log-probability)")
         _check(isinstance(self.seed_compatible, bool), "seed_compatible", self.seed_compatible,
                "use true or false")
+        _check(0 <= self.genre_guidance <= 10 and math.isfinite(self.genre_guidance), "genre_guidance",
+               self.genre_guidance, "use a number in [0, 10] (0 = off; 1 doubles the genre's pull)")
+        _check(self.genre_guidance == 0 or (self.beam_width == 1 and not self.seed_compatible),
+               "genre_guidance", self.genre_guidance,
+               "genre guidance is for sampling with our own models: use beam_width 1 and seed_compatible false")
 
 
 def _is_int(value: object) -> bool:
@@ -72,6 +78,12 @@ def _check(ok: bool, key: str, value: object, fix: str) -> None:
 
 
 # ---- the filters ------------------------------------------------------------------------------
+
+def guide(conditioned: torch.Tensor, unconditioned: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance: (B, V) logits pushed away from the unconditioned ones by
+    weight (B,) times their difference. Raw logits and log-probabilities give the same softmax."""
+    return conditioned + weight[:, None] * (conditioned - unconditioned)
+
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits if temperature == 1.0 else logits / temperature

@@ -21,7 +21,8 @@ import torch
 from generator import vocab
 from generator.errors import InputError
 from generator.rowstate import ENDINGS, RowState
-from generator.sampling import SamplingParams, filter_logits, new_rp_table, rp_update, sample_from_logits
+from generator.sampling import (SamplingParams, filter_logits, guide, new_rp_table, rp_update,
+                                sample_from_logits)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ def generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], *, d
     """
     if batch_size < 1:
         raise InputError(f"batch_size = {batch_size} is invalid: use a whole number >= 1")
+    if any(r.params.genre_guidance > 0 for r in requests) and not model.config.unconditioned:
+        raise InputError("genre_guidance needs a model trained with `gen train --genre-dropout` (it contrasts "
+                         "with the model's unconditioned prediction); this checkpoint was not: use "
+                         "genre_guidance 0 or such a checkpoint")
     was_training = model.training
     model.eval()
     try:
@@ -159,17 +164,23 @@ def _deadline_hit(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def _forward(model: torch.nn.Module, rows: list[RowState], cache, device: str) -> tuple[torch.Tensor, object]:
-    """Logits (B, V) for each row's next token: one cached step, or a re-prime past the window."""
+def _forward(model: torch.nn.Module, rows: list[RowState], cache, device: str,
+             twins: Sequence[RowState] = ()) -> tuple[torch.Tensor, object]:
+    """Logits (B + G, V) for each row's next token: one cached step, or a re-prime past the window.
+
+    `twins` (G rows of `rows`) also run unconditioned: the same tokens after NO_GENRE instead of
+    their genre token, in the cache rows after the B conditioned ones (genre guidance).
+    """
     max_seq = model.config.max_seq
     if cache is None or cache.length + 1 > max_seq:
         if cache is not None:
             log.debug("context window full (%d tokens): re-priming %d rows", cache.length, len(rows))
         cache = model.new_cache()
-        ids = torch.tensor([row.prompt(max_seq) for row in rows], device=device)
+        prompts = [row.prompt(max_seq) for row in rows]
+        prompts += [[vocab.NO_GENRE, *row.prompt(max_seq)[1:]] for row in twins]
     else:
-        ids = torch.tensor([[row.tokens[-1]] for row in rows], device=device)
-    return model.step(ids, cache)[:, -1].float(), cache
+        prompts = [[row.tokens[-1]] for row in (*rows, *twins)]
+    return model.step(torch.tensor(prompts, device=device), cache)[:, -1].float(), cache
 
 
 def _filtered(logits: torch.Tensor, rows: list[RowState], params: list[SamplingParams],
@@ -206,8 +217,10 @@ def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[Sampli
 @torch.inference_mode()
 def _sample_batch(model: torch.nn.Module, rows: list[RowState], params: list[SamplingParams], device: str,
                   deadline: float | None) -> None:
-    """Run one batch of rows (equal prompt lengths) until every row has ended."""
+    """Run one batch of rows (equal prompt lengths) until every row has ended. Rows with genre
+    guidance get an unconditioned twin in the cache (after the B rows, in the same order)."""
     active, cache = list(range(len(rows))), None
+    twins = [i for i in active if params[i].genre_guidance > 0]
     rp_table = new_rp_table(len(rows), device)
     for row in rows:
         row.settle(_deadline_hit(deadline))
@@ -217,12 +230,16 @@ def _sample_batch(model: torch.nn.Module, rows: list[RowState], params: list[Sam
             return
         if cache is not None and len(keep) < len(active):
             pos = {i: n for n, i in enumerate(active)}
+            twin_pos = {i: len(active) + n for n, i in enumerate(twins)}
+            twins = [i for i in twins if not rows[i].done]
             index = torch.tensor([pos[i] for i in keep], device=device)
-            cache.reorder(index)
+            cache.reorder(torch.cat([index, torch.tensor([twin_pos[i] for i in twins], device=device,
+                                                         dtype=torch.long)]))
             rp_table = rp_table.index_select(0, index)
         active = keep
         live, live_params = [rows[i] for i in active], [params[i] for i in active]
-        logits, cache = _forward(model, live, cache, device)
+        logits, cache = _forward(model, live, cache, device, [rows[i] for i in twins])
+        logits = _guided(logits, active, twins, params)
         uniforms = torch.tensor([row.uniform() for row in live], dtype=torch.float64)
         tokens = sample_from_logits(_filtered(logits, live, live_params, rp_table), uniforms)
         rp_table = _update_rp(rp_table, tokens, live_params)
@@ -230,6 +247,19 @@ def _sample_batch(model: torch.nn.Module, rows: list[RowState], params: list[Sam
         for row, token in zip(live, tokens.tolist()):
             row.push(token)
             row.settle(hit)
+
+
+def _guided(logits: torch.Tensor, active: list[int], twins: list[int], params: list[SamplingParams]) -> torch.Tensor:
+    """(B + G, V) -> (B, V): each guided row's logits pushed away from its unconditioned twin's."""
+    conditioned = logits[: len(active)]
+    if not twins:
+        return conditioned
+    pos = {i: n for n, i in enumerate(active)}
+    index = torch.tensor([pos[i] for i in twins], device=logits.device)
+    weight = torch.tensor([params[i].genre_guidance for i in twins], device=logits.device)
+    conditioned = conditioned.clone()
+    conditioned[index] = guide(conditioned[index], logits[len(active):], weight)
+    return conditioned
 
 
 # ---- beam search ------------------------------------------------------------------------------

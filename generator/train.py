@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CONFIGS = {"small": ModelConfig.small, "tiny": ModelConfig.tiny}
 # Options that define the run; on --resume they come from the checkpoint, not the command line.
 RUN_FIELDS = ("config", "absolute", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip",
-              "exclude_licences", "exclude_sources", "augment", "seed", "init")
+              "exclude_licences", "exclude_sources", "augment", "genre_dropout", "seed", "init")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class TrainOptions:
     exclude_licences: tuple[str, ...] = ()
     exclude_sources: tuple[str, ...] = ()  # source keys: the part of a piece id before "/", e.g. pop-mma
     augment: bool = True
+    genre_dropout: float = 0.0  # share of windows whose prefix is NO_GENRE (for genre guidance)
     init: str | None = None  # warm start: the weights (and config) of this checkpoint of ours
     resume: bool = False
     seed: int = 0
@@ -129,8 +130,9 @@ class WindowSampler:
     """Random training windows: genre-balanced, length-weighted within a genre, augmented."""
 
     def __init__(self, shard: Shard, pieces: np.ndarray, max_seq: int, augment: bool,
-                 instruments: bool = True) -> None:
+                 instruments: bool = True, genre_dropout: float = 0.0) -> None:
         self.shard, self.max_seq, self.augment, self.instruments = shard, max_seq, augment, instruments
+        self.genre_dropout = genre_dropout
         lengths = shard.lengths()
         self.by_genre = []
         for g in range(len(vocab.GENRES)):
@@ -140,7 +142,8 @@ class WindowSampler:
                 self.by_genre.append((g, members, weights / weights.sum()))
 
     def window(self, rng: np.random.Generator) -> list[int]:
-        """[GENRE] + up to max_seq-1 tokens (+ END when the window reaches the piece's end).
+        """[GENRE] + up to max_seq-1 tokens (+ END when the window reaches the piece's end); with
+        genre dropout, a share of the windows start with NO_GENRE instead.
 
         A window cut from the middle starts with the INSTRUMENT token in force at the cut, in place
         of its oldest token, as the sampler's re-primed windows do (rowstate.RowState.prompt): its
@@ -163,7 +166,9 @@ class WindowSampler:
         else:
             tokens = head + ids[start : start + body - len(head)].tolist()
             ended = start + body - len(head) >= len(ids)
-        return [vocab.GENRE + g] + tokens[:body] + ([vocab.END] if ended else [])
+        # Drawn only when asked for, so a run without dropout keeps its window stream.
+        prefix = vocab.NO_GENRE if self.genre_dropout and rng.random() < self.genre_dropout else vocab.GENRE + g
+        return [prefix] + tokens[:body] + ([vocab.END] if ended else [])
 
     def batch(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) each (B, max_seq); PAD in y is ignored by the loss."""
@@ -322,13 +327,16 @@ class Trainer:
         self.pieces = train_pieces(Path(opts.data_dir), self.shard, opts.exclude_licences, opts.exclude_sources)
         parent = self._init_checkpoint(opts) if state is None and opts.init else None
         config = ModelConfig(**(state or parent)["config"]) if (state or parent) else model_config(opts)
+        if opts.genre_dropout > 0:
+            config = replace(config, unconditioned=True)
         torch.manual_seed(opts.seed)
         self.model = MusicTransformer(config).to(self.device).train()
         if parent is not None:
             self.model.load_state_dict(parent["model"])
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=opts.lr, betas=(0.9, 0.95))
         self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment,
-                                     instruments=config.vocab_size > vocab.INSTRUMENT)
+                                     instruments=config.vocab_size > vocab.INSTRUMENT,
+                                     genre_dropout=opts.genre_dropout)
         self.rng = np.random.default_rng(opts.seed)
         self.step, self.tokens_seen, self.wall_s, self.history = 0, 0, 0.0, []
         self.meta: dict = {"init": parent["init"]} if parent is not None else {}

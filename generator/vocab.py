@@ -13,6 +13,9 @@ VELOCITY = 256  # 256..287: VELOCITY(bin), 32 bins of 4
 TIME_SHIFT = 288  # 288..387: TIME_SHIFT((k + 1) * 10 ms), 10..1000 ms
 END = 388
 PAD = 389
+# The prefix of an unconditioned window: genre dropout in training, the rows that classifier-free
+# genre guidance contrasts with when sampling. PAD is never a target, so it can serve.
+NO_GENRE = PAD
 GENRE = 390  # 390 classic, 391 jazz, 392 calm, 393 pop
 INSTRUMENT = 394  # 394..410: INSTRUMENT(family), see INSTRUMENT_FAMILIES
 

@@ -8,6 +8,7 @@ from generator.errors import InputError
 from generator.sampling import (
     SamplingParams,
     at_least_k,
+    guide,
     filter_logits,
     new_rp_table,
     pitch_range_mask,
@@ -179,11 +180,27 @@ def test_sample_from_logits_is_inverse_cdf_most_likely_first():
 @pytest.mark.parametrize("key, value", [
     ("temperature", 0.0), ("top_k", -1), ("top_p", 0.0), ("top_p", 1.5), ("topp_temperature", -1.0),
     ("at_least_k", 0), ("rp_penalty", 2.0), ("rp_restore_speed", -0.1), ("pitch_range", (90, 20)),
-    ("beam_width", 0), ("length_penalty", -1.0), ("seed_compatible", "yes"),
+    ("beam_width", 0), ("length_penalty", -1.0), ("seed_compatible", "yes"), ("genre_guidance", -0.5),
+    ("genre_guidance", float("nan")),
 ])
 def test_sampling_params_reject_bad_values_naming_the_key(key, value):
     with pytest.raises(InputError, match=f"'{key}'"):
         SamplingParams(**{key: value})
+
+
+def test_genre_guidance_is_for_sampling_with_our_models():
+    with pytest.raises(InputError, match="'genre_guidance'.*beam_width 1"):
+        SamplingParams(genre_guidance=1.0, beam_width=4)
+    with pytest.raises(InputError, match="'genre_guidance'.*seed_compatible false"):
+        SamplingParams(genre_guidance=1.0, seed_compatible=True)
+
+
+def test_guide_moves_logits_away_from_the_unconditioned_ones():
+    cond, uncond = torch.tensor([[2.0, 1.0, 0.0]] * 2), torch.tensor([[1.0, 1.0, 1.0]] * 2)
+    out = guide(cond, uncond, torch.tensor([0.0, 2.0]))
+    assert torch.equal(out[0], cond[0]) and torch.equal(out[1], torch.tensor([4.0, 1.0, -2.0]))
+    shifted = guide(torch.log_softmax(cond, -1), torch.log_softmax(uncond, -1), torch.tensor([0.0, 2.0]))
+    assert torch.allclose(torch.softmax(shifted, -1), torch.softmax(out, -1))  # logits or log-probs alike
 
 
 def test_sampling_params_defaults_are_off():

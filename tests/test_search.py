@@ -123,6 +123,44 @@ def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
     assert tuple(row.tokens) == result.ids
 
 
+def test_genre_guidance_matches_an_uncached_reference_and_keeps_rows_independent():
+    model = _model(time_bias=-2.0, unconditioned=True)  # past max_seq: the twins are re-primed too
+    weight = 1.5
+    params = SamplingParams(top_k=1, genre_guidance=weight)
+    request = GenerationRequest("pop", 0, 4.0, params)
+    result = generate(model, [request])[0]
+    max_seq = model.config.max_seq
+    assert result.tokens_generated > 2 * max_seq
+    row = RowState(0, request.genre_token, (), 4.0, "ring", 0, model.config.vocab_size)
+    window = [request.genre_token]
+    with torch.no_grad():
+        while not row.done:
+            if len(window) > max_seq:
+                window = row.prompt(max_seq)
+            cond = model(torch.tensor([window]))[:, -1]
+            uncond = model(torch.tensor([[vocab.NO_GENRE, *window[1:]]]))[:, -1]
+            allowed = torch.from_numpy(row.allowed())[None]
+            guided = cond + weight * (cond - uncond)
+            row.push(int(filter_logits(guided, params, allowed=allowed).argmax()))
+            window.append(row.tokens[-1])
+            row.settle(False)
+    assert tuple(row.tokens) == result.ids
+    plain = generate(model, [replace(request, params=SamplingParams(top_k=1))])[0]
+    assert plain.ids != result.ids  # guidance changes what is chosen
+
+    # guided and unguided rows of any length share a batch (twins leave it with their rows)
+    mixed = [GenerationRequest(vocab.GENRES[i % 4], 50 + i, 1.0 + i / 2,
+                               SamplingParams(top_k=20, genre_guidance=(0.0, 1.0, 3.0)[i % 3])) for i in range(7)]
+    together = generate(model, mixed, batch_size=7)
+    alone = [generate(model, [r], batch_size=1)[0] for r in mixed]
+    assert [r.ids for r in together] == [r.ids for r in alone]
+
+
+def test_genre_guidance_refuses_a_model_that_never_learned_no_genre():
+    with pytest.raises(InputError, match="--genre-dropout"):
+        generate(_model(), [GenerationRequest("pop", 0, 1.0, SamplingParams(genre_guidance=1.0))])
+
+
 def test_time_budget_stops_all_rows_with_an_ending():
     model = _model(time_bias=-2.0)
     requests = [GenerationRequest("pop", s, 600.0) for s in range(4)]

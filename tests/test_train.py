@@ -124,6 +124,19 @@ def test_augmented_windows_stay_valid(corpus):
         assert all(t < vocab.END or t >= vocab.INSTRUMENT for t in window[1:-1])
 
 
+def test_genre_dropout_trains_that_share_of_windows_unconditioned(corpus, tmp_path):
+    shard = load_shard(shard_path(corpus, "train"))
+    sampler = WindowSampler(shard, np.arange(len(shard)), 64, augment=True, genre_dropout=0.25)
+    prefixes = [sampler.window(np.random.default_rng(k))[0] for k in range(400)]
+    share = prefixes.count(vocab.NO_GENRE) / len(prefixes)
+    assert 0.18 < share < 0.32 and all(p == vocab.NO_GENRE or vocab.GENRE <= p < vocab.INSTRUMENT for p in prefixes)
+    plain = WindowSampler(shard, np.arange(len(shard)), 64, augment=True)
+    assert vocab.NO_GENRE not in [plain.window(np.random.default_rng(k))[0] for k in range(100)]
+    result = train(_opts(corpus, tmp_path, max_steps=1, genre_dropout=0.1))
+    assert load_checkpoint(result.model_path)[0].config.unconditioned
+    assert not load_checkpoint(train(_opts(corpus, tmp_path / "b", max_steps=1)).model_path)[0].config.unconditioned
+
+
 def test_exclude_licence_drops_those_pieces(corpus):
     shard = load_shard(shard_path(corpus, "train"))
     kept = train_pieces(corpus, shard, ("copyleft",))

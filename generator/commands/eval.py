@@ -34,6 +34,8 @@ def evaluate(
     rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty regained per "
                                                     "second of music.")] = 0.7,
     beam_width: Annotated[int, typer.Option("--beam-width", min=1, help="Beam search width (1 = sampling).")] = 1,
+    genre_guidance: Annotated[float, typer.Option("--genre-guidance", min=0.0, help="Classifier-free genre "
+                                                  "guidance weight (0 = off; needs --genre-dropout training).")] = 0.0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Samples per track before it "
                                               "is given up (loop-detector resampling).")] = 4,
     reference_per_genre: Annotated[int, typer.Option("--reference-per-genre", min=2, help="Real train "
@@ -64,7 +66,8 @@ def evaluate(
                             copy_pieces=copy_pieces, transposition_invariant=transposed_copies,
                             nll_tokens_per_genre=nll_tokens or None)
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, at_least_k=at_least_k,
-                            rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed, beam_width=beam_width)
+                            rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed, beam_width=beam_width,
+                            genre_guidance=genre_guidance)
     torch.manual_seed(seed)
     model, meta = load_checkpoint(path, map_location=device)
     info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}

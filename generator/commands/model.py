@@ -85,6 +85,10 @@ def train(
     init: Annotated[Optional[Path], typer.Option("--init", help="Warm start: begin from this checkpoint's "
                                                  "weights and config (a fresh optimizer and schedule); the "
                                                  "card records it as the parent.")] = None,
+    genre_dropout: Annotated[float, typer.Option("--genre-dropout", min=0.0, max=0.5, help="Share of windows "
+                                                 "trained without their genre token (NO_GENRE prefix), so "
+                                                 "the model can also predict unconditioned: what genre "
+                                                 "guidance at sampling contrasts with.")] = 0.0,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random transposition -3..+3 and "
                                           "time stretch 0.95-1.05.")] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the window sampling.")] = 0,
@@ -106,7 +110,7 @@ def train(
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
         exclude_licences=_licences(exclude_licence), exclude_sources=_names(exclude_source),
-        init=str(init) if init else None, augment=augment, resume=resume, seed=seed, threads=threads,
+        init=str(init) if init else None, augment=augment, genre_dropout=genre_dropout, resume=resume, seed=seed, threads=threads,
         precision=precision.value,
         command=_command_line(ctx),
     )

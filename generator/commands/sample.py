@@ -34,6 +34,7 @@ def sample(
     beam_width: Annotated[int, typer.Option("--beam-width", help="Beam search width (1 = sampling); for short continuations.")] = 1,
     length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = log p / length ** this.")] = 1.0,
     seed_compatible: Annotated[bool, typer.Option("--seed-compatible", help="Filter in the seed system's exact order.")] = False,
+    genre_guidance: Annotated[float, typer.Option("--genre-guidance", help="Classifier-free genre guidance: push each step away from the model's unconditioned prediction by this much (0 = off; needs a model trained with --genre-dropout; twice the model work).")] = 0.0,
 ) -> None:
     """Sample one track to a MIDI file."""
     from generator import vocab
@@ -47,7 +48,8 @@ def sample(
                          f"(or {', '.join(vocab.GENRE_ALIASES)})") from None
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, topp_temperature=topp_temperature,
                             at_least_k=at_least_k, rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed,
-                            beam_width=beam_width, length_penalty=length_penalty, seed_compatible=seed_compatible)
+                            beam_width=beam_width, length_penalty=length_penalty, seed_compatible=seed_compatible,
+                            genre_guidance=genre_guidance)
     if device != "cpu" and not device.startswith("cuda"):
         raise GeneratorError(f"--device {device!r}: use cpu or cuda")
 
