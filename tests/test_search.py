@@ -100,15 +100,11 @@ def test_duration_is_within_two_percent_and_ends_musically(target_s, ending):
         assert last_onset_s <= target_s - tail_ticks(round(target_s * 100), ending) / 100 + 1e-9
 
 
-def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
-    model = _model(time_bias=-2.0)  # few time shifts: many tokens per second
-    params = SamplingParams(top_k=1)
-    request = GenerationRequest("classic", 0, 6.0, params)
-    result = generate(model, [request])[0]
-    max_seq = model.config.max_seq
-    assert result.tokens_generated > 3 * max_seq
-    # reference: recompute the whole window each token, re-priming at the same points
-    row = RowState(0, request.genre_token, (), 6.0, "ring", 0, model.config.vocab_size)
+def _uncached_greedy(model: MusicTransformer, request: GenerationRequest) -> tuple[int, ...]:
+    """The reference: recompute the whole window each token, re-priming at the same points; with
+    genre guidance, the unconditioned window too (NO_GENRE in place of the genre token)."""
+    params, max_seq = request.params, model.config.max_seq
+    row = RowState(0, request.genre_token, (), request.duration_s, "ring", 0, model.config.vocab_size)
     window = [request.genre_token]
     with torch.no_grad():
         while not row.done:
@@ -116,35 +112,30 @@ def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
                 window = row.prompt(max_seq)
                 assert len(window) == 1 + max_seq // 2
             logits = model(torch.tensor([window]))[:, -1]
+            if params.genre_guidance:
+                uncond = model(torch.tensor([[vocab.NO_GENRE, *window[1:]]]))[:, -1]
+                logits = logits + params.genre_guidance * (logits - uncond)
             allowed = torch.from_numpy(row.allowed())[None]
             row.push(int(filter_logits(logits, params, allowed=allowed).argmax()))
             window.append(row.tokens[-1])
             row.settle(False)
-    assert tuple(row.tokens) == result.ids
+    return tuple(row.tokens)
+
+
+def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
+    model = _model(time_bias=-2.0)  # few time shifts: many tokens per second
+    request = GenerationRequest("classic", 0, 6.0, SamplingParams(top_k=1))
+    result = generate(model, [request])[0]
+    assert result.tokens_generated > 3 * model.config.max_seq
+    assert _uncached_greedy(model, request) == result.ids
 
 
 def test_genre_guidance_matches_an_uncached_reference_and_keeps_rows_independent():
     model = _model(time_bias=-2.0, unconditioned=True)  # past max_seq: the twins are re-primed too
-    weight = 1.5
-    params = SamplingParams(top_k=1, genre_guidance=weight)
-    request = GenerationRequest("pop", 0, 4.0, params)
+    request = GenerationRequest("pop", 0, 4.0, SamplingParams(top_k=1, genre_guidance=1.5))
     result = generate(model, [request])[0]
-    max_seq = model.config.max_seq
-    assert result.tokens_generated > 2 * max_seq
-    row = RowState(0, request.genre_token, (), 4.0, "ring", 0, model.config.vocab_size)
-    window = [request.genre_token]
-    with torch.no_grad():
-        while not row.done:
-            if len(window) > max_seq:
-                window = row.prompt(max_seq)
-            cond = model(torch.tensor([window]))[:, -1]
-            uncond = model(torch.tensor([[vocab.NO_GENRE, *window[1:]]]))[:, -1]
-            allowed = torch.from_numpy(row.allowed())[None]
-            guided = cond + weight * (cond - uncond)
-            row.push(int(filter_logits(guided, params, allowed=allowed).argmax()))
-            window.append(row.tokens[-1])
-            row.settle(False)
-    assert tuple(row.tokens) == result.ids
+    assert result.tokens_generated > 2 * model.config.max_seq
+    assert _uncached_greedy(model, request) == result.ids
     plain = generate(model, [replace(request, params=SamplingParams(top_k=1))])[0]
     assert plain.ids != result.ids  # guidance changes what is chosen
 
