@@ -1,11 +1,13 @@
 """Sampling speed of the shipped model with a recipe's real controls (not random weights).
 
     python bench/bench_shipped_sampling.py [--genre jazz] [--batch 8] [--seconds 30] [--threads 2]
+                                           [--genre-guidance W]
 
 Composes `batch` tracks of `seconds` with models/gen-small.pt, the cafe-jazz recipe's controls
 (top-k 60, top-p 0.98, repetition penalty 0.05, the piano/bass/drums palette, the genre's note
 release) in one batch, and prints tokens, wall time, tokens/s and seconds of music per second.
-No loop detection and no resampling: this is the sampler alone.
+No loop detection and no resampling: this is the sampler alone. `--genre-guidance` > 0 adds
+each row's unconditioned twin (classifier-free guidance), the cost that option pays.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--genre-guidance", type=float, default=0.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(SHIPPED_CHECKPOINT)
-    params = SamplingParams(top_k=60, top_p=0.98, rp_penalty=0.05)
+    params = SamplingParams(top_k=60, top_p=0.98, rp_penalty=0.05, genre_guidance=args.genre_guidance)
     release = release_after_s(LoopLimits.for_genre(args.genre), args.genre)
     requests = [GenerationRequest(args.genre, seed, args.seconds, params, max_note_s=release, instruments=PALETTE)
                 for seed in range(args.batch)]
@@ -49,7 +52,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     tokens = sum(r.tokens_generated for r in results)
     music = sum(r.duration_s for r in results)
-    print(json.dumps({"genre": args.genre, "batch": args.batch, "tokens": tokens, "wall_s": round(wall, 2),
+    print(json.dumps({"genre": args.genre, "batch": args.batch, "genre_guidance": args.genre_guidance, "tokens": tokens, "wall_s": round(wall, 2),
                       "tok_s": round(tokens / wall), "music_s_per_wall_s": round(music / wall, 1)}))
 
 
