@@ -177,7 +177,8 @@ def _forward(model: torch.nn.Module, rows: list[RowState], cache, device: str,
             log.debug("context window full (%d tokens): re-priming %d rows", cache.length, len(rows))
         cache = model.new_cache()
         prompts = [row.prompt(max_seq) for row in rows]
-        prompts += [[vocab.NO_GENRE, *row.prompt(max_seq)[1:]] for row in twins]
+        by_row = {id(row): prompt for row, prompt in zip(rows, prompts)}  # each prompt built once
+        prompts += [[vocab.NO_GENRE, *by_row[id(row)][1:]] for row in twins]
     else:
         prompts = [[row.tokens[-1]] for row in (*rows, *twins)]
     return model.step(torch.tensor(prompts, device=device), cache)[:, -1].float(), cache
