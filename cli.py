@@ -11,7 +11,7 @@ import sys
 import typer
 
 from generator.errors import GeneratorError
-from generator.fluid import preload_fluidsynth
+from generator.audio.fluid import preload_fluidsynth
 
 app = typer.Typer(
     name="gen",

@@ -36,10 +36,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator import vocab  # noqa: E402
-from generator.model import ModelConfig, MusicTransformer  # noqa: E402
-from generator.sampling import SamplingParams, filter_logits, sample_from_logits  # noqa: E402
-from generator.search import GenerationRequest, generate  # noqa: E402
+from generator.tokens import vocab  # noqa: E402
+from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E402
+from generator.sampling.filters import SamplingParams, filter_logits, sample_from_logits  # noqa: E402
+from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
 
 SEED_DEMO = SamplingParams(top_k=60, top_p=0.99, seed_compatible=True)
 
@@ -124,8 +124,8 @@ def part_recompute(args, device: str) -> list[dict]:
 def real_tokens_per_music_s() -> dict[str, float]:
     """Tokens per second of music in real pieces (the rate a trained model learns), overall and
     per genre of the test shard; the seed's files when there is no shard."""
-    from generator.loops import calibration_pieces
-    from generator.tokenizer import seconds_of
+    from generator.sampling.loops import calibration_pieces
+    from generator.tokens.tokenizer import seconds_of
 
     shard = ROOT / "data" / "shards" / "test.npz"
     pieces = list(calibration_pieces(None, shard)) or list(

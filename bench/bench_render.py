@@ -21,9 +21,9 @@ import pretty_midi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator.master import MasterSettings, master  # noqa: E402
-from generator.render import render_midi  # noqa: E402
-from generator.soundfonts import resolve_soundfont  # noqa: E402
+from generator.audio.master import MasterSettings, master  # noqa: E402
+from generator.audio.render import render_midi  # noqa: E402
+from generator.audio.soundfonts import resolve_soundfont  # noqa: E402
 
 
 def piece(seconds: float, seed: int = 0) -> pretty_midi.PrettyMIDI:

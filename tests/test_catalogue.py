@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator.catalogue import build_catalogue
+from generator.library.catalogue import build_catalogue
 from generator.errors import GeneratorError
-from generator.export import ExportSettings
+from generator.library.export import ExportSettings
 from track_fixtures import export_small, make_info
 
 SMALL = ExportSettings(cutdowns_s=(1,), write_stems=True)
@@ -114,7 +114,7 @@ def test_corrupt_and_foreign_sidecars_are_skipped_with_a_warning(batches, tmp_pa
     (extra / "report.json").write_text(json.dumps({"tracks": 3}))  # not a sidecar: ignored quietly
     (extra / ".partial-x").mkdir()
     (extra / ".partial-x" / "x.json").write_text("{")  # unfinished export: not even read
-    with caplog.at_level(logging.WARNING, logger="generator.catalogue"):
+    with caplog.at_level(logging.WARNING, logger="generator.library.catalogue"):
         page = parse(build_catalogue([a, extra], tmp_path / "site"))
     assert len(page.cards) == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -8,12 +8,12 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from generator import vocab
-from generator.arranger import bars_to_events, lead_line
-from generator.chords import Chord, parse_chord
-from generator.corpus_sources import list_jobs
-from generator.data import PrepareOptions, check_midi, prepare, split_of
-from generator.styles import all_groove_names
+from generator.tokens import vocab
+from generator.corpus.arrangers.arranger import bars_to_events, lead_line
+from generator.corpus.arrangers.chords import Chord, parse_chord
+from generator.corpus.sources import list_jobs
+from generator.corpus.prepare import PrepareOptions, check_midi, prepare, split_of
+from generator.corpus.arrangers.styles import all_groove_names
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # the whole licence-checked corpus, beside the project
@@ -218,7 +218,7 @@ def test_each_song_is_either_classic_or_calm():
 
 
 def test_chart_renderings_never_keep_the_original_key():
-    from generator.arrangements import chart_from_json, vary_chart
+    from generator.corpus.arrangers.arrangements import chart_from_json, vary_chart
 
     entry = {"Title": "T", "TimeSignature": "4/4", "Sections": [{"MainSegment": {"Chords": "Dm7|G7|Cmaj7|Cmaj7"}}]}
     chart = chart_from_json(entry)
@@ -228,7 +228,7 @@ def test_chart_renderings_never_keep_the_original_key():
 
 
 def test_pop_arrangement_has_drums_bass_and_the_real_melody():
-    from generator.arrangements import pop_from_tune, tune_from_midi
+    from generator.corpus.arrangers.arrangements import pop_from_tune, tune_from_midi
 
     tune = tune_from_midi(CORPUS / "nottingham" / "MIDI" / "hpps59.mid")
     pm = pop_from_tune(tune, random.Random(1))
@@ -249,8 +249,8 @@ def test_unknown_source_is_a_clear_error(tmp_path):
 
 
 def test_a_rendering_is_reproducible_without_the_cache():
-    from generator.corpus_sources import load_job
-    from generator.tokenizer import midi_to_ids
+    from generator.corpus.sources import load_job
+    from generator.tokens.tokenizer import midi_to_ids
 
     for source in ("jazz-mma", "pop-nottingham", "calm-charts"):
         job = list_jobs(source, CORPUS.parent)[0]

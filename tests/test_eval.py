@@ -6,12 +6,13 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from generator import features as F
-from generator import metrics, vocab
-from generator.evaluate import (EvalSettings, GeneratedTrack, ending_checks, evaluate_tracks, prefix_excerpt,
+from generator.eval import features as F
+from generator.eval import metrics
+from generator.tokens import vocab
+from generator.eval.evaluate import (EvalSettings, GeneratedTrack, ending_checks, evaluate_tracks, prefix_excerpt,
                                 real_set, unigram_baseline)
-from generator.shards import load_shard, write_shard
-from generator.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
+from generator.corpus.shards import load_shard, write_shard
+from generator.tokens.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
 
 from paths import SEED_MIDI  # noqa: E402
 REAL_SHARDS = Path(__file__).resolve().parents[1] / "data" / "shards"
@@ -281,7 +282,7 @@ def test_evaluate_tracks_flags_a_copied_track_and_a_loop(seed_shards):
 
 
 def test_a_run_where_every_track_was_given_up_still_reports(seed_shards):
-    from generator.eval_report import report_to_dict, report_to_markdown
+    from generator.eval.report import report_to_dict, report_to_markdown
 
     train = load_shard(seed_shards / "shards" / "train.npz")
     test = load_shard(seed_shards / "shards" / "test.npz")
@@ -301,7 +302,7 @@ def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, seed_shards):
     from typer.testing import CliRunner
 
     from cli import app
-    from generator.model import ModelConfig, MusicTransformer, save_checkpoint
+    from generator.model.transformer import ModelConfig, MusicTransformer, save_checkpoint
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny.pt"

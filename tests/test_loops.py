@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import vocab
-from generator.loops import (
+from generator.tokens import vocab
+from generator.sampling.loops import (
     DETECTORS,
     GENRE_LIMITS,
     LoopLimits,
@@ -14,7 +14,7 @@ from generator.loops import (
     detect,
     measure,
 )
-from generator.tokenizer import Note, midi_to_ids, notes_to_ids
+from generator.tokens.tokenizer import Note, midi_to_ids, notes_to_ids
 from paths import SEED_MIDI
 
 DEFAULTS = LoopLimits()
@@ -143,7 +143,7 @@ def test_measure_reports_the_statistics():
 
 
 def test_release_times_are_the_real_note_lengths_of_the_committed_corpus():
-    from generator.loops import GENRE_RELEASE_S, note_length_quantiles, release_after_s, training_pieces
+    from generator.sampling.loops import GENRE_RELEASE_S, note_length_quantiles, release_after_s, training_pieces
 
     shard = Path(__file__).resolve().parent.parent / "data" / "shards" / "train.npz"
     measured = note_length_quantiles(training_pieces(shard), 0.999)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from generator.master import MasterSettings, integrated_lufs, master, true_peak_dbtp
-from generator.render import Rendered
+from generator.audio.master import MasterSettings, integrated_lufs, master, true_peak_dbtp
+from generator.audio.render import Rendered
 
 SR = 48000
 
@@ -180,8 +180,8 @@ def ffmpeg_ebur128(audio: np.ndarray, sample_rate: int, path) -> tuple[float, fl
 def real_render():
     import pretty_midi
 
-    from generator.render import render_midi
-    from generator.soundfonts import resolve_soundfont
+    from generator.audio.render import render_midi
+    from generator.audio.soundfonts import resolve_soundfont
 
     rng = np.random.default_rng(0)
     midi = pretty_midi.PrettyMIDI(initial_tempo=120)

@@ -27,7 +27,7 @@ PERMISSIVE_LOOPS = {
 def tiny_checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from generator.model import ModelConfig, MusicTransformer, save_checkpoint
+    from generator.model.transformer import ModelConfig, MusicTransformer, save_checkpoint
 
     torch.manual_seed(0)
     model = MusicTransformer(ModelConfig.tiny())
@@ -120,7 +120,7 @@ def test_killed_run_resumes_to_the_same_midi_bytes(tmp_path, tiny_checkpoint):
 
 @pytest.mark.slow
 def test_second_run_on_a_locked_folder_refuses(tmp_path, tiny_checkpoint):
-    from generator.buildstate import OutputLock
+    from generator.library.buildstate import OutputLock
 
     recipe = write_recipe(tmp_path, tiny_checkpoint)
     with OutputLock(tmp_path / "out"):

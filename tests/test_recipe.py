@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paths import CI_ENV
 
-from generator import vocab
+from generator.tokens import vocab
 from generator.errors import RecipeError
-from generator.plan import GROUP_SIZE, plan_tracks, shard_tracks, track_seed
-from generator.recipe import PROJECT_ROOT, Recipe, load_recipe, parse_recipe
+from generator.library.plan import GROUP_SIZE, plan_tracks, shard_tracks, track_seed
+from generator.library.recipe import PROJECT_ROOT, Recipe, load_recipe, parse_recipe
 
 RECIPES = sorted((PROJECT_ROOT / "recipes").glob("*.yaml"))
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "gen-small.pt"
@@ -252,7 +252,7 @@ def test_plan_draws_every_value_inside_its_range(model):
 
 def test_plan_is_deterministic_across_processes(model):
     plans = [p.__dict__ for p in plan_tracks(ranged(model))]
-    code = ("import json, sys; from generator.recipe import parse_recipe, plan_tracks; "
+    code = ("import json, sys; from generator.library.recipe import parse_recipe, plan_tracks; "
             "recipe = parse_recipe(sys.stdin.read(), check_files=False); "
             "print(json.dumps([p.__dict__ for p in plan_tracks(recipe)]))")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONHASHSEED": "12345"}
@@ -284,7 +284,7 @@ def test_narrowing_one_range_leaves_the_other_draws_alone(model):
 
 
 def test_plan_feeds_the_sampler_directly(model):
-    from generator.sampling import SamplingParams
+    from generator.sampling.filters import SamplingParams
 
     for plan in plan_tracks(ranged(model))[:4]:
         params = SamplingParams(**plan.sampling)
@@ -360,7 +360,7 @@ def test_instrumentation_names_and_defaults(model):
 def test_loop_thresholds_fit_the_detector_limits(model):
     import dataclasses
 
-    from generator.loops import LoopLimits
+    from generator.sampling.loops import LoopLimits
 
     recipe = parse_recipe(minimal(model, "loops:\n  max_attempts: 6\n  thresholds:\n"
                                          "    max_phrase_share: 0.6\n    phrase_notes: 12\n"))

@@ -9,8 +9,8 @@ import pretty_midi
 import pytest
 
 from generator.errors import SoundFontError
-from generator.render import MAX_STEMS, plan_stems, render_midi, synthesize
-from generator.soundfonts import REGISTRY_PATH, load_registry, resolve_soundfont
+from generator.audio.render import MAX_STEMS, plan_stems, render_midi, synthesize
+from generator.audio.soundfonts import REGISTRY_PATH, load_registry, resolve_soundfont
 
 SR = 48000
 
@@ -219,7 +219,7 @@ def test_empty_midi_renders_to_nothing():
 
 @pytest.mark.slow
 def test_corrupt_soundfont_fails_with_soundfont_error(tmp_path):
-    from generator.soundfonts import SoundFont
+    from generator.audio.soundfonts import SoundFont
 
     font = SoundFont("broken", fake_sf2(tmp_path / "broken.sf2"), "unknown", False)
     with pytest.raises(SoundFontError, match="could not load"):

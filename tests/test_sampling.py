@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from generator import vocab
+from generator.tokens import vocab
 from generator.errors import InputError
-from generator.sampling import (
+from generator.sampling.filters import (
     SamplingParams,
     at_least_k,
     guide,

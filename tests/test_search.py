@@ -6,14 +6,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from generator import vocab
-from generator.compose import compose, compose_many, derive_seed
+from generator.tokens import vocab
+from generator.sampling.compose import compose, compose_many, derive_seed
 from generator.errors import InputError
-from generator.model import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
-from generator.rowstate import STALL_TOKENS, RowState, tail_ticks
-from generator.sampling import SamplingParams, filter_logits
-from generator.search import GenerationRequest, beam_search, generate, primer_from_midi
-from generator.tokenizer import ids_to_notes, seconds_of
+from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
+from generator.sampling.filters import SamplingParams, filter_logits
+from generator.sampling.generate import GenerationRequest, beam_search, generate, primer_from_midi
+from generator.tokens.tokenizer import ids_to_notes, seconds_of
 from paths import SEED_MIDI, VECTORS
 
 
@@ -240,7 +240,7 @@ def test_compose_resamples_then_accepts():
 
 
 def test_compose_gives_up_after_max_attempts():
-    from generator.loops import LoopLimits
+    from generator.sampling.loops import LoopLimits
 
     impossible = LoopLimits(min_notes=10**6)
     out = compose_many(_model(), [GenerationRequest("jazz", s, 2.0) for s in range(3)],

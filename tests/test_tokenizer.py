@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import tokenizer, vocab
+from generator.tokens import tokenizer
+from generator.tokens import vocab
 from generator.errors import InputError
-from generator.tokenizer import Note, augment_ids, ids_to_midi, ids_to_notes, midi_to_ids, midi_to_notes
-from generator.tokenizer import names, notes_to_ids, seconds_of
+from generator.tokens.tokenizer import Note, augment_ids, ids_to_midi, ids_to_notes, midi_to_ids, midi_to_notes
+from generator.tokens.tokenizer import names, notes_to_ids, seconds_of
 
 ROOT = Path(__file__).resolve().parents[1]
 from paths import CI_ENV, SEED_MIDI  # noqa: E402

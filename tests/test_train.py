@@ -10,13 +10,13 @@ import torch
 from typer.testing import CliRunner
 
 from cli import app
-from generator import train as train_module
-from generator import vocab
+from generator.model import train as train_module
+from generator.tokens import vocab
 from generator.errors import CheckpointError, InputError
-from generator.model import ModelConfig, load_checkpoint
-from generator.shards import load_shard, shard_path, write_shard
-from generator.tokenizer import midi_to_ids
-from generator.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,
+from generator.model.transformer import ModelConfig, load_checkpoint
+from generator.corpus.shards import load_shard, shard_path, write_shard
+from generator.tokens.tokenizer import midi_to_ids
+from generator.model.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,
                              learning_rate, train, train_pieces)
 
 from paths import SEED_MIDI
@@ -173,7 +173,7 @@ def test_learning_rate_warms_up_then_decays():
 
 def test_tiny_model_training_loss_falls_on_a_real_shard(corpus, tmp_path):
     torch.manual_seed(0)
-    from generator.model import MusicTransformer
+    from generator.model.transformer import MusicTransformer
 
     before = evaluate_nll(MusicTransformer(ModelConfig.tiny()), shard_path(corpus, "valid"))
     losses = []

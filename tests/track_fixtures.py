@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from generator.export import ExportSettings, TrackFiles, TrackInfo, export_track
+from generator.library.export import ExportSettings, TrackFiles, TrackInfo, export_track
 
 
 @dataclass(frozen=True)
 class FakeMastered:
-    """Same attributes as generator.master.Mastered."""
+    """Same attributes as generator.audio.master.Mastered."""
 
     mix: np.ndarray
     stems: dict = field(default_factory=dict)

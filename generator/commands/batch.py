@@ -29,8 +29,8 @@ def batch(
 ) -> None:
     """Compose, reject, render, master and export a library from a recipe; resumable."""
     from generator.errors import GeneratorError, TracksGivenUpError
-    from generator.pipeline import run_batch
-    from generator.recipe import load_recipe
+    from generator.library.pipeline import run_batch
+    from generator.library.recipe import load_recipe
 
     recipe = load_recipe(recipe_path)
     if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):

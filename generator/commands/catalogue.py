@@ -23,7 +23,7 @@ def catalogue(
     ] = None,
 ) -> None:
     """Write one offline index.html over every exported track in DIR..., then print its path."""
-    from generator.catalogue import build_catalogue
+    from generator.library.catalogue import build_catalogue
 
     path = build_catalogue(folders, out if out is not None else folders[0])
     typer.echo(str(path))

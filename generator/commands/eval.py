@@ -52,11 +52,12 @@ def evaluate(
     copies, durations, endings and held-out NLL against the corpus shards."""
     import torch
 
-    from generator.eval_report import report_to_markdown, write_json
+    from generator.eval.report import report_to_markdown, write_json
     from generator.files import atomic_write_text
-    from generator.evaluate import EvalSettings, run_eval
-    from generator.model import SHIPPED_CHECKPOINT, load_checkpoint
-    from generator.sampling import SamplingParams
+    from generator.eval.evaluate import EvalSettings, run_eval
+    from generator.model.transformer import load_checkpoint
+    from generator.paths import SHIPPED_CHECKPOINT
+    from generator.sampling.filters import SamplingParams
 
     path = checkpoint or SHIPPED_CHECKPOINT
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -83,7 +84,7 @@ def evaluate(
 
 
 def _genres(text: str) -> tuple[str, ...]:
-    from generator import vocab
+    from generator.tokens import vocab
 
     out = []
     for name in filter(None, (p.strip() for p in text.split(","))):
@@ -134,8 +135,8 @@ def _print(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from generator import vocab
-    from generator.eval_report import feature_rows, headline_rows, nll_rows
+    from generator.tokens import vocab
+    from generator.eval.report import feature_rows, headline_rows, nll_rows
 
     console = Console()
     for title, header, rows in (

@@ -19,8 +19,8 @@ def calibrate_loops(
 ) -> None:
     """Measure the detectors on real music and print per-genre limits (a table for docs/sampling.md)."""
     from generator.errors import InputError
-    from generator.loops import GENRE_LIMITS, LoopLimits, calibrate, calibration_pieces, calibration_table
-    from generator.shards import shard_path
+    from generator.sampling.loops import GENRE_LIMITS, LoopLimits, calibrate, calibration_pieces, calibration_table
+    from generator.corpus.shards import shard_path
 
     test = shard_path(data, "test")
     pieces = list(calibration_pieces(None, test))

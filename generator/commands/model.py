@@ -102,8 +102,8 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from generator.train import TrainOptions
-    from generator.train import train as run_training
+    from generator.model.train import TrainOptions
+    from generator.model.train import train as run_training
 
     opts = TrainOptions(
         data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
@@ -160,7 +160,7 @@ def _command_line(ctx: typer.Context) -> str:
 
 def card_facts(path: Path) -> dict:
     """The model card facts of a checkpoint, read from the file itself."""
-    from generator.model import load_checkpoint
+    from generator.model.transformer import load_checkpoint
 
     model, meta = load_checkpoint(path)
     c = model.config
@@ -208,7 +208,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Print the model card facts stored in a checkpoint: architecture, size, training, data, scores."""
-    from generator.model import SHIPPED_CHECKPOINT
+    from generator.paths import SHIPPED_CHECKPOINT
 
     facts = card_facts(checkpoint or SHIPPED_CHECKPOINT)
     if as_json:

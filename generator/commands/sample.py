@@ -37,9 +37,9 @@ def sample(
     genre_guidance: Annotated[float, typer.Option("--genre-guidance", help="Classifier-free genre guidance: push each step away from the model's unconditioned prediction by this much (0 = off; needs a model trained with --genre-dropout; twice the model work).")] = 0.0,
 ) -> None:
     """Sample one track to a MIDI file."""
-    from generator import vocab
+    from generator.tokens import vocab
     from generator.errors import GeneratorError, InputError
-    from generator.sampling import SamplingParams
+    from generator.sampling.filters import SamplingParams
 
     try:
         vocab.canonical_genre(genre)
@@ -55,10 +55,11 @@ def sample(
 
     import torch
 
-    from generator.model import SHIPPED_CHECKPOINT, load_checkpoint
-    from generator.loops import LoopLimits, release_after_s
-    from generator.search import GenerationRequest, generate, primer_from_midi
-    from generator.tokenizer import ids_to_midi
+    from generator.model.transformer import load_checkpoint
+    from generator.paths import SHIPPED_CHECKPOINT
+    from generator.sampling.loops import LoopLimits, release_after_s
+    from generator.sampling.generate import GenerationRequest, generate, primer_from_midi
+    from generator.tokens.tokenizer import ids_to_midi
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")

@@ -24,7 +24,7 @@ def tokenize(
     ] = False,
 ) -> None:
     """Print the token ids of a MIDI file; without --json also their readable names."""
-    from generator import tokenizer
+    from generator.tokens import tokenizer
 
     ids = tokenizer.midi_to_ids(file, seed_compatible=seed_compatible)
     encoding = "seed" if seed_compatible else "default"

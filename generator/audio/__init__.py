@@ -1,0 +1,1 @@
+"""Audio: FluidSynth rendering, SoundFonts, mastering, DSP and file codecs."""

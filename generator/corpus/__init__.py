@@ -1,0 +1,1 @@
+"""Training corpus: sources, preparation, shards and the data report."""

@@ -1,0 +1,1 @@
+"""Quality evaluation: features of real and generated music, metrics, reports."""

@@ -1,0 +1,1 @@
+"""A library build: recipe, plan, pipeline, manifest and lock, export, sidecars, catalogue."""

@@ -1,0 +1,337 @@
+"""Mastered audio + MIDI -> one folder of delivery files per track, with a JSON sidecar written last.
+
+A track is built in a hidden staging folder (`.partial-<basename>-...`) beside its final folder and
+renamed into place only when every file, the sidecar last, is written: a failure or a crash never
+leaves a visible half-written track, and a re-run replaces the old folder as a whole.
+
+MP3 encoder: pedalboard.io.AudioFile; see export_formats.write_mp3 for the measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from generator import __version__
+from generator.errors import GeneratorError
+from generator.audio.dsp import cutdown, envelope, fit_length, resample, stable_rng, to_stereo
+from generator.audio.codecs import tag_mp3, write_mp3, write_wav
+from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+WAV_RATES = (44100, 48000, 88200, 96000)
+MP3_KBPS = (128, 160, 192, 224, 256, 320)
+MAX_NAME_CHARS = 48
+WAVEFORM_POINTS = 400
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    wav_sample_rate: int = 48000
+    wav_bits: int = 24
+    mp3_kbps: int = 320
+    write_wav: bool = True
+    write_mp3: bool = True
+    write_stems: bool = True
+    stem_format: str = "wav"
+    cutdowns_s: tuple[float, ...] = (60, 30, 15)
+    cutdown_fade_s: float = 2.0
+    cutdown_search_s: float = 3.0  # how far before the fade the quietest start may lie
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("wav_sample_rate", self.wav_sample_rate in WAV_RATES, f"one of {WAV_RATES}"),
+            ("wav_bits", self.wav_bits in (16, 24), "16 or 24"),
+            ("mp3_kbps", self.mp3_kbps in MP3_KBPS, f"one of {MP3_KBPS}"),
+            ("stem_format", self.stem_format in ("wav", "flac"), "'wav' or 'flac'"),
+            ("cutdowns_s", all(c > 0 and float(c).is_integer() for c in self.cutdowns_s), "whole seconds > 0"),
+            ("cutdown_fade_s", self.cutdown_fade_s > 0, "a positive number of seconds"),
+            ("cutdown_search_s", self.cutdown_search_s >= 0, "zero or more seconds"),
+        )
+        for key, ok, fix in checks:
+            if not ok:
+                raise GeneratorError(f"export settings: key '{key}' = {getattr(self, key)!r} is invalid; use {fix}")
+
+    @property
+    def mp3_sample_rate(self) -> int:
+        # MP3 stops at 48 kHz; keep the WAV's family (44.1 or 48) so resampling stays a simple ratio.
+        return 44100 if self.wav_sample_rate % 44100 == 0 else 48000
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    track_id: str
+    title: str
+    genre: str
+    index: int
+    seed: int
+    bpm: float | None
+    key: str | None
+    duration_s: float
+    model: str
+    recipe: str
+    licence_note: str
+    tags: tuple[str, ...] = ()
+    sampling: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrackFiles:
+    folder: Path
+    midi: Path | None
+    wav: Path | None
+    mp3: Path | None
+    stems: dict[str, Path]
+    cutdowns: dict[int, dict[str, Path]]
+    sidecar: Path
+
+
+# Latin letters that NFKD does not split into a base letter and an accent.
+_LATIN_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
+                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "Th", "ð": "d"})
+
+
+def safe_name(text: str) -> str:
+    """Lowercase ASCII letters, digits and single '-', at most 48 characters, never empty.
+
+    Accents are folded (Café -> cafe). When letters cannot be folded (CJK, emoji) or nothing is
+    left, a short hash of the original text is appended so distinct titles keep distinct names.
+    """
+    text = str(text)
+    folded = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
+    ascii_text = folded.encode("ascii", "ignore").decode("ascii")
+    lost = any(unicodedata.category(c)[0] in "LN" for c in folded if not c.isascii())
+    name = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if lost or not name:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+        name = f"{name[: MAX_NAME_CHARS - 7]}-{digest}".strip("-")
+    return name[:MAX_NAME_CHARS].strip("-")
+
+
+def track_basename(info: TrackInfo) -> str:
+    """`0007-morning-light-1a2b3c4d`: sorted by index, readable, unique and stable by track_id."""
+    digest = hashlib.sha1(info.track_id.encode("utf-8")).hexdigest()[:8]
+    return f"{info.index:04d}-{safe_name(info.title)[:32].strip('-')}-{digest}"
+
+
+def _plain(value: Any) -> Any:
+    """json.dumps fallback for the numpy scalars/arrays and paths that recipes and samplers hand over."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_ready(info: TrackInfo) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(asdict(info), default=_plain))
+    except (TypeError, ValueError) as error:
+        raise GeneratorError(
+            f"track {info.track_id!r}: TrackInfo.sampling/extra must hold JSON values ({error}); "
+            "pass numbers, strings, lists and dicts only"
+        ) from error
+
+
+def _unique_roles(roles: Iterable[str]) -> dict[str, str]:
+    """role -> file-safe name, with a numeric suffix where two roles fold to the same name."""
+    out: dict[str, str] = {}
+    for role in roles:
+        name, n = safe_name(role), 2
+        while name in out.values():
+            name, n = f"{safe_name(role)}-{n}", n + 1
+        out[role] = name
+    return out
+
+
+def _write_audio_set(
+    staging: Path, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray, info: TrackInfo, mastered: Any,
+    settings: ExportSettings, title: str,
+) -> dict[str, str]:
+    """WAV and/or MP3 of one signal; returns {'wav': name, 'mp3': name} of what it wrote."""
+    written: dict[str, str] = {}
+    if settings.write_wav:
+        name = f"{stem}.wav"
+        rng = stable_rng(info.track_id, name)
+        write_wav(staging / name, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
+        written["wav"] = name
+    if settings.write_mp3:
+        name = f"{stem}.mp3"
+        write_mp3(staging / name, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
+        tag_mp3(staging / name, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
+        written["mp3"] = name
+    return written
+
+
+def _install(staging: Path, final: Path) -> None:
+    """Rename the finished staging folder to `final`, replacing an older export of the same track."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_staging(out_dir: Path, base: str) -> None:
+    """Staging folders of this track left by a process that died (killed mid-export) are removed."""
+    for path in out_dir.glob(f".partial-{base}-*"):
+        pid = path.name[len(f".partial-{base}-"):].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log.info("removing %s, left by an export that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive (or someone else's): leave it
+
+
+def export_track(
+    out_dir: Path, info: TrackInfo, midi: Any, mastered: Any, settings: ExportSettings, *,
+    piano_roll_notes: Iterable[Sequence[Any]] | None = None,
+) -> TrackFiles:
+    """Write MIDI, WAV, MP3, stems, cut-downs and the sidecar into `out_dir/<basename>/`.
+
+    `mastered` is any object with mix (N,2), stems {role: (N,2)}, sample_rate, integrated_lufs,
+    true_peak_dbtp, gain_db, reached_target and note. All or nothing: see the module docstring.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = track_basename(info)
+    track_json = _json_ready(info)
+    mix = to_stereo(mastered.mix)  # (N, 2)
+    if mix.shape[0] == 0:
+        raise GeneratorError(f"track {info.track_id!r}: the mastered mix is empty; nothing to export")
+    _remove_stale_staging(out_dir, base)
+    staging = out_dir / f".partial-{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        sidecar = _export_into(staging, base, info, track_json, midi, mix, mastered, settings, piano_roll_notes)
+        _install(staging, out_dir / base)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _track_files(out_dir / base, sidecar)
+
+
+def _export_into(
+    staging: Path, base: str, info: TrackInfo, track_json: dict[str, Any], midi: Any, mix: np.ndarray,
+    mastered: Any, settings: ExportSettings, roll_notes: Iterable[Sequence[Any]] | None,
+) -> dict[str, Any]:
+    rate_in = int(mastered.sample_rate)
+    wav_mix = resample(mix, rate_in, settings.wav_sample_rate)  # (Nw, 2)
+    mp3_mix = (wav_mix if settings.mp3_sample_rate == settings.wav_sample_rate
+               else resample(mix, rate_in, settings.mp3_sample_rate))  # (Nm, 2)
+    files: dict[str, Any] = {"midi": None, "wav": None, "mp3": None}
+    if midi is not None:
+        midi.write(str(staging / f"{base}.mid"))
+        files["midi"] = f"{base}.mid"
+    files.update(_write_audio_set(staging, base, wav_mix, mp3_mix, info, mastered, settings, info.title))
+    frames = wav_mix.shape[0]
+    files["stems"] = _write_stems(staging, base, info, mastered, settings, frames) if settings.write_stems else {}
+    files["cutdowns"] = _write_cutdowns(staging, base, info, mastered, settings, wav_mix, mp3_mix)
+    files["sidecar"] = f"{base}.json"
+    duration_s = wav_mix.shape[0] / settings.wav_sample_rate
+    lows, highs = envelope(wav_mix, WAVEFORM_POINTS)
+    data = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
+        "track": track_json,
+        "loudness": {
+            "integrated_lufs": float(mastered.integrated_lufs), "true_peak_dbtp": float(mastered.true_peak_dbtp),
+            "gain_db": float(mastered.gain_db), "reached_target": bool(mastered.reached_target),
+            "note": str(mastered.note),
+        },
+        "audio": {
+            "duration_s": round(duration_s, 6), "frames": int(wav_mix.shape[0]),
+            "wav_sample_rate": settings.wav_sample_rate, "wav_bits": settings.wav_bits,
+            "mp3_sample_rate": settings.mp3_sample_rate, "mp3_kbps": settings.mp3_kbps,
+        },
+        "files": files,
+        "piano_roll": piano_roll(midi, roll_notes, duration_s),
+        "waveform": {"points": len(lows), "min": lows, "max": highs},
+    }
+    write_json_atomic(staging / files["sidecar"], data)  # last: its presence means the track is complete
+    return data
+
+
+def _write_stems(
+    staging: Path, base: str, info: TrackInfo, mastered: Any, settings: ExportSettings, frames: int,
+) -> dict[str, str]:
+    """One file per role at the WAV rate and bit depth, exactly as long as the WAV mix."""
+    stems = dict(mastered.stems or {})
+    if not stems:
+        return {}
+    (staging / "stems").mkdir()
+    rate_in, mix_frames = int(mastered.sample_rate), len(mastered.mix)
+    written: dict[str, str] = {}
+    for role, name in _unique_roles(stems).items():
+        if len(stems[role]) != mix_frames:
+            log.warning("track %s: stem %r has %d frames, the mix %d; padded/trimmed to the mix",
+                        info.track_id, role, len(stems[role]), mix_frames)
+        audio = fit_length(resample(to_stereo(stems[role]), rate_in, settings.wav_sample_rate), frames)
+        rel = f"stems/{base}-{name}.{settings.stem_format}"
+        write_wav(staging / rel, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
+        written[role] = rel
+    return written
+
+
+def _write_cutdowns(
+    staging: Path, base: str, info: TrackInfo, mastered: Any, settings: ExportSettings,
+    wav_mix: np.ndarray, mp3_mix: np.ndarray,
+) -> dict[str, dict[str, Any]]:
+    """WAV/MP3 cut-downs of exactly each length; lengths longer than the track are skipped."""
+    written: dict[str, dict[str, Any]] = {}
+    if not (settings.write_wav or settings.write_mp3):
+        return written
+    fade_s, search_s = settings.cutdown_fade_s, settings.cutdown_search_s
+    for length_s in sorted({int(c) for c in settings.cutdowns_s}, reverse=True):
+        if round(length_s * settings.wav_sample_rate) > wav_mix.shape[0]:
+            log.info("track %s: %.1f s long, no %d s cut-down",
+                     info.track_id, wav_mix.shape[0] / settings.wav_sample_rate, length_s)
+            continue
+        cut_wav = cutdown(wav_mix, settings.wav_sample_rate, length_s, fade_s, search_s)
+        cut_mp3 = (cut_wav if mp3_mix is wav_mix
+                   else cutdown(mp3_mix, settings.mp3_sample_rate, length_s, fade_s, search_s))
+        label = f"{length_s}s"
+        entry = _write_audio_set(staging, f"{base}-{label}", cut_wav, cut_mp3, info, mastered, settings,
+                                 f"{info.title} ({label})")
+        written[str(length_s)] = {"duration_s": float(length_s), **entry}
+    return written
+
+
+def _track_files(folder: Path, data: dict[str, Any]) -> TrackFiles:
+    files = data["files"]
+
+    def path(rel: str | None) -> Path | None:
+        return folder / rel if rel else None
+
+    return TrackFiles(
+        folder=folder, midi=path(files["midi"]), wav=path(files.get("wav")), mp3=path(files.get("mp3")),
+        stems={role: folder / rel for role, rel in files["stems"].items()},
+        cutdowns={int(k): {fmt: folder / v[fmt] for fmt in ("wav", "mp3") if fmt in v}
+                  for k, v in files["cutdowns"].items()},
+        sidecar=folder / files["sidecar"],
+    )

@@ -1,0 +1,308 @@
+"""run_batch: recipe -> finished library. The only place that knows the order of the stages.
+
+Tracks are sampled in fixed groups of plan.GROUP_SIZE consecutive tracks, whatever the shard, limit
+or resume history, so a track's MIDI bytes depend only on the recipe: a group is resampled as a
+whole when any of its tracks is missing, and only the missing ones are exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator.tokens import vocab
+from generator.library.buildstate import Manifest, OutputLock
+from generator.errors import GeneratorError
+from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
+from generator.library.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+STAGES = ("sample", "render", "master", "export", "catalogue")
+LICENCE_NOTE = ("Royalty-free: composed by the gen Music Transformer trained on public-domain and "
+                "permissively licensed material; rendered with an MIT-licensed SoundFont.")
+
+# on_progress(event, track_id, done, total): event is a stage name, "track_done" or "track_failed".
+Progress = Callable[[str, str, int, int], None]
+
+
+@dataclass
+class TrackOutcome:
+    track_id: str
+    title: str
+    genre: str
+    status: str  # "done" | "skipped" (finished by an earlier run) | "given_up"
+    duration_s: float = 0.0
+    integrated_lufs: float | None = None
+    rejections: list[str] = field(default_factory=list)
+    folder: str | None = None
+
+
+@dataclass
+class BatchReport:
+    out_dir: Path
+    tracks: list[TrackOutcome]
+    stage_s: dict[str, float]
+    wall_s: float
+    catalogue: Path | None
+
+    @property
+    def given_up(self) -> list[TrackOutcome]:
+        return [t for t in self.tracks if t.status == "given_up"]
+
+    def as_dict(self) -> dict:
+        return {
+            "out_dir": str(self.out_dir),
+            "wall_s": round(self.wall_s, 3),
+            "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+            "catalogue": str(self.catalogue) if self.catalogue else None,
+            "tracks": [vars(t) for t in self.tracks],
+        }
+
+
+def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | None) -> list[TrackPlan]:
+    """The part of a recipe's whole plan that this run makes."""
+    if shard:
+        plans = shard_tracks(plans, shard)
+    if limit is not None:
+        if limit < 1:
+            raise GeneratorError(f"--limit {limit}: use a whole number >= 1")
+        plans = plans[:limit]
+    return plans
+
+
+def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
+              shard: str | None = None, device: str | None = None,
+              on_progress: Progress | None = None) -> BatchReport:
+    """Make every planned track that is not finished yet, then (re)build the catalogue."""
+    started = time.monotonic()
+    out_dir = Path(out_dir or recipe.output)
+    all_plans = plan_tracks(recipe)
+    plans = selected_plans(all_plans, shard=shard, limit=limit)
+    group_of = _groups(all_plans)  # whole groups are sampled together, whatever this run makes
+    stage_s = dict.fromkeys(STAGES, 0.0)
+    notify = on_progress or (lambda *args: None)
+    with OutputLock(out_dir):
+        _remove_partials(out_dir)
+        manifest = Manifest.load(out_dir, recipe.name)
+        outcomes = {p.track_id: _skipped(p, manifest) for p in plans if manifest.is_done(p.track_id)}
+        todo = [p for p in plans if p.track_id not in outcomes]
+        total, done = len(plans), len(outcomes)
+        for p in plans:
+            if p.track_id in outcomes:
+                notify("track_done", p.track_id, done, total)
+        if todo:
+            context = _Context.load(recipe, recipe_label, device or recipe.device)
+            for group in _groups(todo).values():
+                members = group_of[group[0].index // GROUP_SIZE]
+                for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
+                                           notify, lambda: (done, total)):
+                    outcomes[outcome.track_id] = outcome
+                    done += 1
+                    notify("track_done" if outcome.status == "done" else "track_failed",
+                           outcome.track_id, done, total)
+        catalogue = None
+        if recipe.outputs.catalogue and any(o.status != "given_up" for o in outcomes.values()):
+            notify("catalogue", "", done, total)
+            start = time.monotonic()
+            from generator.library.catalogue import build_catalogue
+
+            catalogue = build_catalogue([out_dir], out_dir)
+            stage_s["catalogue"] += time.monotonic() - start
+    tracks = [outcomes[p.track_id] for p in plans]
+    return BatchReport(out_dir, tracks, stage_s, time.monotonic() - started, catalogue)
+
+
+def _remove_partials(out_dir: Path) -> None:
+    """Staging (and swapped-out) folders of a killed run: never finished, so never in the manifest."""
+    for partial in [*out_dir.glob(".partial-*"), *out_dir.glob(".old-*")]:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _skipped(plan: TrackPlan, manifest: Manifest) -> TrackOutcome:
+    record = manifest.tracks[plan.track_id]
+    return TrackOutcome(plan.track_id, plan.title, plan.genre, "skipped", record.get("duration_s", 0.0),
+                        record.get("integrated_lufs"), [], record.get("folder"))
+
+
+def _groups(plans: list[TrackPlan]) -> dict[int, list[TrackPlan]]:
+    """Sampling group number -> its plans, in plan order."""
+    groups: dict[int, list[TrackPlan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.index // GROUP_SIZE, []).append(plan)
+    return groups
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every track of one run shares: the model, the SoundFont, the settings."""
+
+    recipe: Recipe
+    recipe_label: str
+    device: str
+    model: object
+    model_name: str
+    soundfont: object
+    primer_ids: tuple[int, ...]
+
+    @classmethod
+    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> "_Context":
+        from generator.model.transformer import load_checkpoint
+        from generator.audio.soundfonts import resolve_soundfont
+
+        soundfont = resolve_soundfont(recipe.soundfont)  # fail fast, before any sampling
+        model, meta = load_checkpoint(recipe.model)
+        model = model.to(device).eval()
+        primer_ids: tuple[int, ...] = ()
+        if recipe.sampling.primer is not None:
+            from generator.sampling.generate import primer_from_midi
+
+            primer = recipe.sampling.primer
+            seed_format = model.config.vocab_size <= vocab.INSTRUMENT  # no INSTRUMENT tokens
+            primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
+                                          seed_compatible=seed_format)
+        name = meta.get("name") or Path(recipe.model).name
+        return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids)
+
+
+def _make_group(ctx: _Context, members: list[TrackPlan], wanted: list[TrackPlan], out_dir: Path,
+                manifest: Manifest, stage_s: dict[str, float], notify: Progress,
+                counts: Callable[[], tuple[int, int]]) -> list[TrackOutcome]:
+    """Sample the whole group (for determinism), then finish the wanted tracks one by one."""
+    done, total = counts()
+    notify("sample", wanted[0].track_id, done, total)
+    start = time.monotonic()
+    composed = _compose(ctx, members)
+    stage_s["sample"] += time.monotonic() - start
+    outcomes = []
+    wanted_ids = {p.track_id for p in wanted}
+    for plan, result in zip(members, composed):
+        if plan.track_id not in wanted_ids:
+            continue
+        if result.ids is None:
+            outcomes.append(TrackOutcome(plan.track_id, plan.title, plan.genre, "given_up",
+                                         rejections=list(result.rejections)))
+            continue
+        outcomes.append(_finish_track(ctx, plan, result, out_dir, manifest, stage_s, notify, counts))
+    return outcomes
+
+
+@dataclass(frozen=True)
+class _Composed:
+    ids: tuple[int, ...] | None  # None: given up after the rejection limit
+    duration_s: float
+    ending: str
+    rejections: tuple[str, ...]
+
+
+def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
+    from generator.sampling.compose import compose_many
+    from generator.sampling.loops import LoopLimits, detect, release_after_s
+    from generator.sampling.filters import SamplingParams
+    from generator.sampling.generate import GenerationRequest
+
+    recipe = ctx.recipe
+    overrides = dict(recipe.loops.thresholds)
+
+    def limits(genre: str) -> LoopLimits:
+        return dataclasses.replace(LoopLimits.for_genre(genre), **overrides)
+
+    requests = [
+        GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
+                          params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
+                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre), p.genre),
+                          instruments=tuple(sorted(_programs(recipe, p.genre))))
+        for p in members
+    ]
+
+    def detector(ids, genre, _limits):
+        return detect(ids, genre, limits(genre))
+
+    # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
+    results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
+                           batch_size=GROUP_SIZE, time_budget_s=recipe.time_budget_s, detector=detector)
+    composed = []
+    for r in results:
+        reasons = tuple(f"seed {seed}: {reason}" for seed, reason in r.rejections)
+        if r.result is None:
+            composed.append(_Composed(None, 0.0, recipe.mastering.ending, reasons))
+        else:
+            composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons))
+    return composed
+
+
+def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: Path,
+                  manifest: Manifest, stage_s: dict[str, float], notify: Progress,
+                  counts: Callable[[], tuple[int, int]]) -> TrackOutcome:
+    from generator.library.export import ExportSettings, TrackInfo, export_track
+    from generator.audio.master import MasterSettings, master
+    from generator.audio.render import render_midi
+    from generator.tokens.tokenizer import ids_to_midi
+
+    recipe = ctx.recipe
+    done, total = counts()
+    notify("render", plan.track_id, done, total)
+    start = time.monotonic()
+    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
+    rendered = render_midi(midi, ctx.soundfont)
+    stage_s["render"] += time.monotonic() - start
+
+    notify("master", plan.track_id, done, total)
+    start = time.monotonic()
+    fade_s = recipe.mastering.fade_s if composed.ending == "fade" else 0.0
+    mastered = master(rendered, MasterSettings(target_lufs=recipe.mastering.target_lufs,
+                                               ceiling_dbtp=recipe.mastering.ceiling_dbtp,
+                                               fade_out_s=fade_s))
+    stage_s["master"] += time.monotonic() - start
+
+    notify("export", plan.track_id, done, total)
+    start = time.monotonic()
+    outputs = recipe.outputs
+    settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
+                              mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
+                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
+    info = TrackInfo(
+        track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
+        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=mastered.mix.shape[0] / mastered.sample_rate,
+        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
+        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
+        extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
+               "ending": composed.ending, "rejections": list(composed.rejections),
+               "device": ctx.device},
+    )
+    files = export_track(out_dir, info, midi, mastered, settings)
+    stage_s["export"] += time.monotonic() - start
+    folder = files.folder.name
+    manifest.add(plan.track_id, {
+        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
+        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
+        "duration_s": round(info.duration_s, 3), "integrated_lufs": round(mastered.integrated_lufs, 2),
+        "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
+    })
+    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
+                        round(mastered.integrated_lufs, 2), list(composed.rejections), folder)
+
+
+def _programs(recipe: Recipe, genre: str) -> dict[int, int]:
+    """Instrument family index -> GM program, from the recipe's instrumentation for the genre."""
+    return {vocab.INSTRUMENT_FAMILIES.index(family): program for family, program in recipe.programs(genre).items()}
+
+
+def _estimated_bpm(midi) -> float | None:
+    try:
+        bpm = float(midi.estimate_tempo())
+    except (ValueError, IndexError, ZeroDivisionError):
+        return None
+    return round(bpm, 1) if 40 <= bpm <= 240 else None
+
+
+def _estimated_key(ids) -> str | None:
+    from generator.eval.features import estimate_key
+    from generator.tokens.tokenizer import ids_to_notes
+
+    return estimate_key(ids_to_notes(ids))

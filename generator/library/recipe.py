@@ -1,0 +1,389 @@
+"""YAML recipe -> validated, frozen Recipe -> a deterministic per-track plan (and its shards).
+
+`load_recipe` turns every problem into one `RecipeError` line, "<file>:<line>: <key>: <problem>
+(<fix>)". `plan_tracks` derives each track's seed from (recipe seed, index) with SHA-256, so a track
+is the same whether it is planned alone, in a shard or in the whole batch. Every key is documented
+in docs/recipes.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo
+from pydantic import field_validator, model_validator
+
+from generator.library import recipe_fields as rf
+from generator.tokens import vocab
+from generator.errors import RecipeError, SoundFontError
+from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks, track_seed  # noqa: F401
+from generator.library.recipe_fields import safe_name
+from generator.library.yamlmarks import YamlProblem, line_of, parse_yaml
+from generator.paths import PROJECT_ROOT
+
+DEFAULT_MODEL = "models/gen-small.pt"
+DEFAULT_SOUNDFONT = "fluidr3_gm"
+MAX_RECIPE_BYTES = 1 << 20
+
+
+def _v(check: Any) -> PlainValidator:
+    return PlainValidator(check)
+
+
+FloatRange = tuple[float, float]
+IntRange = tuple[int, int]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Primer(_Section):
+    path: str
+    seconds: Annotated[float, _v(rf.number_field(
+        integer=False, lo=0, hi=rf.MAX_DURATION_S, lo_open=True, example="15"))] = 15.0
+    from_end: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: str, info: ValidationInfo) -> str:
+        return str(_input_file(value, info, "primer MIDI file",
+                               "give the path of a .mid file, relative to the working directory"))
+
+
+def _pitch_range(value: Any) -> IntRange:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        rf.fail(f"expected [lowest, highest], got {rf.show(value)}", "write e.g. [21, 96]")
+    lo, hi = (rf.number(v, integer=True, lo=0, hi=127, example="60", subpath=(i,))
+              for i, v in enumerate(value))
+    if lo > hi:
+        rf.fail(f"[{lo}, {hi}] has lowest above highest", f"write [{hi}, {lo}]")
+    return lo, hi
+
+
+class Sampling(_Section):
+    temperature: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=100, lo_open=True, example="1.0", example_range="[0.9, 1.1]"))] \
+        = (1.0, 1.0)
+    top_p: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=1, lo_open=True, example="0.98", example_range="[0.95, 0.99]"))] \
+        = (0.99, 0.99)
+    top_k: Annotated[IntRange, _v(rf.range_field(
+        integer=True, lo=0, hi=100_000, example="60", example_range="[40, 80]"))] = (60, 60)
+    at_least_k: Annotated[IntRange, _v(rf.range_field(
+        integer=True, lo=1, hi=100_000, example="1", example_range="[1, 4]"))] = (1, 1)
+    rp_penalty: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=1, example="0.05", example_range="[0.03, 0.08]"))] = (0.05, 0.05)
+    rp_restore_speed: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=100, example="0.7", example_range="[0.5, 1.0]"))] = (0.7, 0.7)
+    topp_temperature: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=100, lo_open=True, example="1.0", example_range="[0.9, 1.1]"))] \
+        = (1.0, 1.0)
+    beam_width: Annotated[IntRange, _v(rf.range_field(
+        integer=True, lo=1, hi=64, example="1", example_range="[1, 4]"))] = (1, 1)
+    length_penalty: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=10, example="1.0", example_range="[0.8, 1.2]"))] = (1.0, 1.0)
+    genre_guidance: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=10, example="1.0", example_range="[0.5, 1.5]"))] = (0.0, 0.0)
+    pitch_range: Annotated[IntRange, _v(_pitch_range)] = (21, 96)
+    seed_compatible: bool = False
+    primer: Primer | None = None
+
+
+class Loops(_Section):
+    max_attempts: Annotated[int, _v(rf.number_field(
+        integer=True, lo=1, hi=100, example="4"))] = 4
+    thresholds: Annotated[dict[str, float | int], _v(rf.thresholds)] = {}
+
+
+class Mastering(_Section):
+    target_lufs: Annotated[float, _v(rf.number_field(
+        integer=False, lo=-40, hi=-5, example="-14"))] = -14.0
+    ceiling_dbtp: Annotated[float, _v(rf.number_field(
+        integer=False, lo=-20, hi=0, example="-1"))] = -1.0
+    ending: Annotated[str, _v(rf.choice_field(("ring", "fade"), "ring"))] = "ring"
+    fade_s: Annotated[float, _v(rf.number_field(
+        integer=False, lo=0, hi=30, lo_open=True, example="3"))] = 3.0
+
+
+class Outputs(_Section):
+    wav: bool = True
+    wav_sample_rate: Annotated[int, _v(rf.choice_field((44100, 48000), 48000))] = 48000
+    wav_bits: Annotated[int, _v(rf.choice_field((16, 24), 24))] = 24
+    mp3: bool = True
+    mp3_kbps: Annotated[int, _v(rf.choice_field((128, 160, 192, 224, 256, 320), 320))] = 320
+    stems: bool = True
+    cutdowns_s: Annotated[tuple[float, ...], _v(rf.cutdowns)] = (60.0, 30.0, 15.0)
+    catalogue: bool = True
+
+
+class Recipe(_Section):
+    """A validated recipe. Ranges are (lo, hi) tuples; a single number is (x, x)."""
+
+    name: Annotated[str, _v(rf.text_field(120, "Cafe Jazz"))]
+    seed: Annotated[int, _v(rf.number_field(
+        integer=True, lo=0, hi=2**63 - 1, example="20240611"))] = 0
+    model: str = Field(DEFAULT_MODEL, validate_default=True)
+    soundfont: str = Field(DEFAULT_SOUNDFONT, validate_default=True)
+    output: str = "output/library"
+    title_template: str = "{name} {n:02d}"
+    genres: Annotated[dict[str, int | float], _v(rf.genres)]
+    count: Annotated[int | None, _v(rf.optional_count)] = None
+    duration_s: Annotated[FloatRange, _v(rf.range_field(
+        integer=False, lo=0, hi=rf.MAX_DURATION_S, lo_open=True, example="90",
+        example_range="[75, 105]"))] = (90.0, 90.0)
+    sampling: Sampling = Sampling()
+    loops: Loops = Loops()
+    instrumentation: Annotated[dict[str, dict[str, int]], _v(rf.instrumentation)] = \
+        rf.instrumentation(None)
+    mastering: Mastering = Mastering()
+    outputs: Outputs = Outputs()
+    time_budget_s: Annotated[float | None, _v(lambda v: None if v is None else rf.number(
+        v, integer=False, lo=0, hi=86_400, lo_open=True, example="120"))] = None
+    device: str = "cpu"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_in(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for section in ("sampling", "loops", "mastering", "outputs"):
+            if section in data and data[section] is None:  # `sampling:` with nothing under it
+                data[section] = {}
+        if "output" not in data and isinstance(data.get("name"), str) and data["name"].strip():
+            data["output"] = f"output/{safe_name(data['name'])}"
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str, info: ValidationInfo) -> str:
+        # Our checkpoints and the seed system's state_dicts are told apart by their content.
+        return str(_input_file(value, info, "checkpoint",
+                               "train one first, or point `model:` at a .pt checkpoint"))
+
+    @field_validator("soundfont")
+    @classmethod
+    def _soundfont(cls, value: str, info: ValidationInfo) -> str:
+        return _soundfont_rule(value, info)
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str) -> str:
+        return rf.output_rule(value)
+
+    @field_validator("title_template")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return rf.title_rule(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|mps|cuda(:\d{1,2})?", value):
+            rf.fail(f"unknown device {rf.show(value)}", "use cpu, cuda, cuda:0 or mps")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        total = sum(self.genres.values())
+        if self.genres_are_counts and self.count is not None and self.count != total:
+            rf.fail(f"count {self.count} differs from the genre counts, which add up to {total}",
+                    "remove `count:`, make them agree, or give genres as weights like 0.5",
+                    "count")
+        if not self.genres_are_counts and self.count is None:
+            rf.fail("genres are weights, so the number of tracks is missing",
+                    "add `count: N`, or give whole-number counts per genre", "genres")
+        for index, seconds in enumerate(self.outputs.cutdowns_s):
+            if seconds >= self.duration_s[0]:
+                rf.fail(f"a {seconds:g} s cut-down needs tracks longer than that, but duration_s "
+                        f"can be {self.duration_s[0]:g} s",
+                        "remove it or raise duration_s", "outputs", "cutdowns_s", index)
+        return self
+
+    @property
+    def genres_are_counts(self) -> bool:
+        """Whole numbers are counts; any decimal makes the mapping weights."""
+        return all(isinstance(v, int) for v in self.genres.values())
+
+    @property
+    def genre_counts(self) -> dict[str, int]:
+        """Tracks per genre (vocabulary order, genres with no track left out)."""
+        if self.genres_are_counts:
+            counts = dict(self.genres)
+        else:
+            assert self.count is not None
+            counts = rf.largest_remainder(self.genres, self.count)
+        return {g: int(c) for g, c in counts.items() if c > 0}
+
+    @property
+    def track_count(self) -> int:
+        return sum(self.genre_counts.values())
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model)
+
+    def output_dir(self, cwd: Path | None = None) -> Path:
+        """Where the library goes: relative outputs are under `cwd` (default: working dir)."""
+        path = Path(self.output)
+        return path if path.is_absolute() else (cwd or Path.cwd()) / path
+
+    def programs(self, genre: str) -> dict[str, int]:
+        """Family -> GM program (drums: kit) for a genre's tracks."""
+        return dict(self.instrumentation[vocab.canonical_genre(genre)])
+
+
+def _soundfont_rule(value: str, info: ValidationInfo) -> str:
+    """A registry name stays a name (the renderer keeps its licence); a path becomes absolute."""
+    from generator.audio import soundfonts
+
+    spec = value.strip()
+    if not spec:
+        rf.fail("is empty", f"use a name like {DEFAULT_SOUNDFONT} or a path to a .sf2/.sf3 file")
+    if "/" in spec or "\\" in spec or spec.startswith("~") or \
+            spec.lower().endswith(soundfonts.SUFFIXES):
+        return str(_input_file(spec, info, "SoundFont",
+                               "give the path of a .sf2/.sf3 file, or a name like fluidr3_gm"))
+    try:
+        _, entries = soundfonts.load_registry()
+    except SoundFontError as error:
+        rf.fail(f"cannot check it: {error}", "restore soundfonts/registry.yaml from git")
+    if spec in entries:
+        entry = entries[spec]
+        if (info.context or {}).get("check_files", True) and entry.installed_path() is None:
+            rf.fail(f"SoundFont {spec} is not installed (looked for "
+                    f"{', '.join(str(p) for p in entry.paths)})",
+                    f"run `{entry.install}`, or choose another SoundFont")
+        return spec
+    if any((soundfonts.SOUNDFONT_DIR / f"{spec}{s}").is_file() for s in soundfonts.SUFFIXES):
+        return spec
+    rf.fail(f"unknown SoundFont {rf.show(spec)}",
+            f"use one of {', '.join(sorted(entries))}, a path to a .sf2/.sf3 file, "
+            f"or drop {spec}.sf2 in soundfonts/")
+
+
+def _input_file(raw: str, info: ValidationInfo, what: str, fix: str) -> Path:
+    """Relative input paths: the working directory first, then the project root."""
+    if not raw.strip() or "\0" in raw:
+        rf.fail(f"no {what} path given", fix)
+    path = Path(os.path.expanduser(raw.strip()))
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, PROJECT_ROOT / path]
+    candidates = list(dict.fromkeys(candidates))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if (info.context or {}).get("check_files", True):
+        where = " or ".join(str(c) for c in candidates)
+        rf.fail(f"{what} {rf.show(raw)} not found (looked for {where})", fix)
+    return candidates[-1]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def load_recipe(path: str | Path, *, check_files: bool = True) -> Recipe:
+    """Read and validate a recipe; any problem raises RecipeError with one line naming the file,
+    line and key. `check_files=False` skips the existence checks of model/primer/SoundFont."""
+    label = str(path)
+    try:
+        file = Path(path)
+        if file.is_dir():
+            _raise(label, 1, "(file)", "is a folder, not a recipe", "give the path of a .yaml file")
+        if file.stat().st_size > MAX_RECIPE_BYTES:
+            _raise(label, 1, "(file)", "is larger than 1 MiB", "a recipe is a short YAML file")
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _raise(label, 1, "(file)", "not found", "check the path, e.g. recipes/cafe_jazz.yaml")
+    except UnicodeDecodeError:
+        _raise(label, 1, "(file)", "is not UTF-8 text", "save the recipe as UTF-8")
+    except OSError as error:
+        _raise(label, 1, "(file)", f"cannot be read ({error.strerror})", "check its permissions")
+    return parse_recipe(text, label, check_files=check_files)
+
+
+def parse_recipe(text: str, label: str = "<recipe>", *, check_files: bool = True) -> Recipe:
+    """Validate recipe YAML text; `label` names the file in error messages."""
+    try:
+        document = parse_yaml(text)
+    except YamlProblem as problem:
+        _raise(label, problem.line, _dotted(problem.path) or "(yaml)", problem.problem,
+               problem.fix)
+    data, root = document.data, document.root
+    if data is None:
+        _raise(label, 1, "(file)", "the recipe is empty",
+               "write at least `name: ...` and `genres: {jazz: 8}`; see docs/recipes.md")
+    if not isinstance(data, dict):
+        _raise(label, line_of(root, ()), "(file)",
+               f"the top level is {rf.show(data)}, not a mapping",
+               "write `key: value` lines like `name: Cafe Jazz`; see docs/recipes.md")
+    try:
+        return Recipe.model_validate(data, context={"check_files": check_files})
+    except ValidationError as error:
+        _raise_first(label, root, error)
+    except RecursionError:
+        _raise(label, 1, "(file)", "the recipe refers to itself through YAML aliases",
+               "remove the alias loop")
+
+
+def _raise(label: str, line: int, key: str, problem: str, fix: str) -> typing.NoReturn:
+    raise RecipeError(f"{label}:{line}: {key}: {problem} ({fix})")
+
+
+def _raise_first(label: str, root: Any, error: ValidationError) -> typing.NoReturn:
+    """Report the problem nearest the top of the file (one line, always the same one)."""
+    found = []
+    for item in error.errors(include_url=False):
+        ctx = item.get("ctx") or {}
+        loc = (*item["loc"], *(ctx.get("subpath") or ()))
+        found.append((line_of(root, loc), len(found), loc, item))
+    line, _, loc, item = min(found, key=lambda f: f[:2])
+    if item["type"] == rf.ERROR_TYPE:
+        raise RecipeError(f"{label}:{line}: {_dotted(loc) or '(file)'}: {item['msg']}")
+    problem, fix = _describe(loc, item)
+    _raise(label, line, _dotted(loc) or "(file)", problem, fix)
+
+
+def _describe(loc: tuple, item: dict) -> tuple[str, str]:
+    kind, value = item["type"], item.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "known keys: " + ", ".join(known)
+        return "unknown key", hint
+    if kind == "missing":
+        return "required key is missing", f"add `{loc[-1]}: ...`; see docs/recipes.md"
+    if kind == "bool_type":
+        return f"expected true or false, got {rf.show(value)}", "write true or false"
+    if kind == "string_type":
+        return f"expected text, got {rf.show(value)}", "put the value in quotes"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping, got {rf.show(value)}", "indent `key: value` lines under it"
+    if kind == "recursion_loop":
+        return "refers to itself through YAML aliases", "remove the alias loop"
+    return " ".join(str(item["msg"]).split()), "see docs/recipes.md"
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model: Any = Recipe
+    for part in loc:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            return []
+        options = [info.annotation, *typing.get_args(info.annotation)]
+        models = [t for t in options if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not models:
+            return []
+        model = models[0]
+    return list(model.model_fields)
+
+
+def _dotted(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

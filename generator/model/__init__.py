@@ -1,0 +1,1 @@
+"""The Music Transformer: relative attention, the model, checkpoints and training."""

@@ -1,0 +1,1 @@
+"""Sampling: the generation loop, logit filters, row state, rejection and loop detectors."""

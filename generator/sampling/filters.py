@@ -1,0 +1,243 @@
+"""Logit filters: pure `logits (B, V) -> logits (B, V)` functions, and the two orders they run in.
+
+A filtered-out token gets -inf; the softmax of what comes out is the sampling distribution.
+`filter_logits` is our order; `seed_filter_logits` reproduces the seed system's order exactly
+(docs/sampling.md gives both, step by step). The repetition-penalty table is per row: a row's
+notes never lower another row's multipliers (the seed's batch version leaks them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from generator.tokens import vocab
+from generator.errors import InputError
+
+NEG_INF = float("-inf")
+SEED_PITCH_RANGE = (21, 96)  # the seed's whitelist (piano range as its encoder keeps it)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How each next token is chosen. Defaults sample from the model's plain distribution."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0
+    topp_temperature: float = 1.0
+    at_least_k: int = 1
+    rp_penalty: float = 0.0  # 0: repetition penalty off
+    rp_restore_speed: float = 0.7
+    pitch_range: tuple[int, int] | None = None
+    beam_width: int = 1
+    length_penalty: float = 1.0
+    seed_compatible: bool = False
+    genre_guidance: float = 0.0  # classifier-free guidance: 0 off; w in cond + w * (cond - uncond)
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0 and math.isfinite(self.temperature), "temperature",
+               self.temperature, "use a number > 0 (1.0 = the model's own distribution)")
+        _check(_is_int(self.top_k) and self.top_k >= 0, "top_k", self.top_k,
+               "use a whole number >= 0 (0 = off)")
+        _check(0 < self.top_p <= 1, "top_p", self.top_p, "use a number in (0, 1] (1 = off)")
+        _check(self.topp_temperature > 0 and math.isfinite(self.topp_temperature),
+               "topp_temperature", self.topp_temperature, "use a number > 0")
+        _check(_is_int(self.at_least_k) and self.at_least_k >= 1, "at_least_k", self.at_least_k,
+               "use a whole number >= 1")
+        _check(0 <= self.rp_penalty <= 1, "rp_penalty", self.rp_penalty,
+               "use a number in [0, 1] (0 = off; the seed used 0.05)")
+        _check(0 <= self.rp_restore_speed < math.inf, "rp_restore_speed", self.rp_restore_speed,
+               "use a number >= 0 (multiplier regained per second of music; the seed used 0.7)")
+        if self.pitch_range is not None:
+            ok = (len(self.pitch_range) == 2 and all(_is_int(p) for p in self.pitch_range)
+                  and 0 <= self.pitch_range[0] <= self.pitch_range[1] <= 127)
+            _check(ok, "pitch_range", self.pitch_range, "use two MIDI pitches [lo, hi], 0 <= lo <= hi <= 127")
+        _check(_is_int(self.beam_width) and self.beam_width >= 1, "beam_width", self.beam_width,
+               "use a whole number >= 1 (1 = sampling)")
+        _check(self.length_penalty >= 0 and math.isfinite(self.length_penalty), "length_penalty",
+               self.length_penalty, "use a number >= 0 (0 = raw log-probability)")
+        _check(isinstance(self.seed_compatible, bool), "seed_compatible", self.seed_compatible,
+               "use true or false")
+        _check(0 <= self.genre_guidance <= 10 and math.isfinite(self.genre_guidance), "genre_guidance",
+               self.genre_guidance, "use a number in [0, 10] (0 = off; 1 doubles the genre's pull)")
+        _check(self.genre_guidance == 0 or (self.beam_width == 1 and not self.seed_compatible),
+               "genre_guidance", self.genre_guidance,
+               "genre guidance is for sampling with our own models: use beam_width 1 and seed_compatible false")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(ok: bool, key: str, value: object, fix: str) -> None:
+    if not ok:
+        raise InputError(f"sampling parameter '{key}' = {value!r} is invalid: {fix}")
+
+
+# ---- the filters ------------------------------------------------------------------------------
+
+def guide(conditioned: torch.Tensor, unconditioned: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance: (B, V) logits pushed away from the unconditioned ones by
+    weight (B,) times their difference. Raw logits and log-probabilities give the same softmax."""
+    return conditioned + weight[:, None] * (conditioned - unconditioned)
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits of each row (ties at the k-th value are all kept); k=0: off."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p(logits: torch.Tensor, p: float, *, topp_temperature: float = 1.0,
+          keep_crossing: bool = True) -> torch.Tensor:
+    """Nucleus filter on softmax(logits / topp_temperature), most likely first.
+
+    keep_crossing=True (ours): keep each token whose preceding mass is < p, so the token that
+    takes the sum to p is kept. False (the seed): keep tokens while the cumulative sum, the
+    token's own mass included, is strictly below p, so the crossing token is dropped.
+    """
+    if p >= 1.0:
+        return logits
+    probs = torch.softmax(logits / topp_temperature, dim=-1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # (B, V)
+    cum = sorted_p.cumsum(-1)
+    keep_sorted = (cum - sorted_p < p) if keep_crossing else (cum < p)
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, NEG_INF)
+
+
+def at_least_k(filtered: torch.Tensor, reference: torch.Tensor, k: int) -> torch.Tensor:
+    """Put the k most likely tokens of `reference` back into `filtered` with their reference logits."""
+    idx = torch.topk(reference, min(k, reference.shape[-1]), dim=-1).indices  # (B, k)
+    restored = filtered.clone()
+    restored.scatter_(-1, idx, reference.gather(-1, idx))
+    return restored
+
+
+def pitch_range_mask(logits: torch.Tensor, lo: int, hi: int, *, note_off_too: bool = False) -> torch.Tensor:
+    """Mask NOTE_ON (and with note_off_too, NOTE_OFF) of pitches outside [lo, hi]."""
+    out = logits.clone()
+    for base in (vocab.NOTE_ON, vocab.NOTE_OFF) if note_off_too else (vocab.NOTE_ON,):
+        out[..., base:base + lo] = NEG_INF
+        out[..., base + hi + 1:base + vocab.N_PITCHES] = NEG_INF
+    return out
+
+
+def repetition_penalty(logits: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Multiply each NOTE_ON(p) probability by table[:, p] (B, 128): add log(table) to its logit."""
+    out = logits.clone()
+    out[..., vocab.NOTE_ON:vocab.NOTE_ON + vocab.N_PITCHES] += torch.log(table)  # log 0 = -inf
+    return out
+
+
+def new_rp_table(batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.ones(batch, vocab.N_PITCHES, device=device)
+
+
+def rp_update(table: torch.Tensor, tokens: torch.Tensor, penalty: float, restore_speed: float,
+              *, seed_compatible: bool = False) -> torch.Tensor:
+    """The table after each row emitted tokens[b]: a NOTE_ON(p) lowers table[b, p] by `penalty`;
+    a TIME_SHIFT of s seconds raises all of row b by s * restore_speed; clamped to [0, 1].
+
+    seed_compatible counts a shift of k+1 steps as k/100 s and any token from END up as 1 s, as
+    the seed's update does; it never touches other rows (the seed's batch version does).
+    """
+    tokens = tokens.to(table.device).long()  # (B,)
+    steps = (tokens - vocab.TIME_SHIFT).clamp(0, vocab.N_TIME_SHIFTS).float()  # k for TIME_SHIFT(k)
+    is_shift = (tokens >= vocab.TIME_SHIFT) & (tokens < vocab.END)
+    if seed_compatible:
+        seconds = torch.where(tokens >= vocab.TIME_SHIFT, steps / 100.0, torch.zeros_like(steps))
+    else:
+        seconds = torch.where(is_shift, (steps + 1) * vocab.TIME_SHIFT_STEP_MS / 1000.0,
+                              torch.zeros_like(steps))
+    out = table + (seconds * restore_speed)[:, None]
+    is_note = tokens < vocab.NOTE_ON + vocab.N_PITCHES
+    rows = torch.nonzero(is_note).flatten()
+    out[rows, tokens[rows]] -= penalty
+    return out.clamp_(0.0, 1.0)
+
+
+# ---- the two orders ---------------------------------------------------------------------------
+
+def filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.Tensor | None = None,
+                  allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Our order: allowed-token mask and pitch range -> repetition penalty -> nucleus on
+    softmax(l / topp_temperature) (crossing token kept) and top-k -> at_least_k restores the k
+    most likely -> temperature. A row whose tokens the penalty removed entirely is sampled unpenalised.
+    """
+    if params.seed_compatible:
+        return seed_filter_logits(logits, params, rp_table, allowed)
+    out = logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
+    if params.pitch_range is not None:
+        out = pitch_range_mask(out, *params.pitch_range)
+    if rp_table is not None and params.rp_penalty > 0:
+        penalised = repetition_penalty(out, rp_table)
+        dead = torch.isneginf(penalised).all(-1, keepdim=True)  # (B, 1)
+        out = torch.where(dead, out, penalised)
+    reference = out
+    out = top_k(out, params.top_k)
+    out = top_p(out, params.top_p, topp_temperature=params.topp_temperature, keep_crossing=True)
+    if params.at_least_k > 1:
+        out = at_least_k(out, reference, params.at_least_k)
+    return apply_temperature(out, params.temperature)
+
+
+def seed_filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.Tensor | None = None,
+                       allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """The seed's order: mask pitches outside 21..96 (NOTE_ON and NOTE_OFF); p = softmax(l /
+    topp_temperature); top-k of p; top-p keeps tokens while the cumulative sum < top_p (crossing
+    dropped); at_least_k forces the k most likely back in; temperature on the survivors' logits;
+    repetition penalty on their probabilities with the seed's two fallbacks (the rest of the
+    top-k unpenalised, then the top-p set unpenalised)."""
+    lo, hi = SEED_PITCH_RANGE
+    if params.pitch_range is not None:
+        lo, hi = max(lo, params.pitch_range[0]), min(hi, params.pitch_range[1])
+    out = logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
+    out = pitch_range_mask(out, lo, hi, note_off_too=True)
+    p = torch.softmax(out / params.topp_temperature, dim=-1)
+    k = params.top_k if 0 < params.top_k < out.shape[-1] else out.shape[-1]
+    p_topk, idxs = torch.topk(p, k, dim=-1, sorted=True)  # (B, k)
+    keep = p_topk.cumsum(-1) < params.top_p
+    keep[:, :params.at_least_k] = True
+    kept = out.gather(-1, idxs).masked_fill(~keep, NEG_INF) / params.temperature  # (B, k)
+    if rp_table is not None and params.rp_penalty > 0:
+        kept = _seed_penalty(kept, p_topk, keep, idxs, rp_table)
+    return torch.full_like(out, NEG_INF).scatter(-1, idxs, kept)
+
+
+def _seed_penalty(kept: torch.Tensor, p_topk: torch.Tensor, keep: torch.Tensor, idxs: torch.Tensor,
+                  table: torch.Tensor) -> torch.Tensor:
+    is_note = idxs < vocab.N_PITCHES
+    mult = torch.where(is_note, table.gather(-1, idxs.clamp(max=vocab.N_PITCHES - 1)), torch.ones_like(p_topk))
+    penalised = torch.log_softmax(kept, dim=-1) + torch.log(mult)
+    dead = torch.isneginf(penalised).all(-1, keepdim=True)
+    rest_of_topk = torch.log(p_topk).masked_fill(keep, NEG_INF)  # the seed's first fallback
+    out = torch.where(dead, rest_of_topk, penalised)
+    dead = torch.isneginf(out).all(-1, keepdim=True)
+    return torch.where(dead, kept, out)  # the second fallback: top-p set, no penalty
+
+
+# ---- drawing ----------------------------------------------------------------------------------
+
+def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw per row from softmax(logits) (B, V) with one uniform in [0, 1) per row.
+
+    Tokens are visited most likely first, so a draw depends only on the row's logits and its own
+    uniform: a row samples the same token alone or in any batch.
+    """
+    probs = torch.softmax(logits.float(), dim=-1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    cum = sorted_p.cumsum(-1)
+    target = uniforms.to(cum.device, cum.dtype)[:, None] * cum[:, -1:]
+    pos = torch.searchsorted(cum, target, right=True).clamp_(max=cum.shape[-1] - 1)  # (B, 1)
+    pos = torch.minimum(pos, (sorted_p > 0).sum(-1, keepdim=True) - 1)  # never a zero-mass token
+    return order.gather(-1, pos).squeeze(-1)

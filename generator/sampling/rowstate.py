@@ -1,0 +1,219 @@
+"""One generated row's state: its music clock, sounding notes, ending phase and allowed tokens.
+
+The ending policy (docs/sampling.md, "Duration and endings"): a track plays freely until
+`target - tail`; from there no new note starts; at the target the notes still sounding are
+released and END follows. Time shifts never run past the target, and END is masked before it,
+so a finished track lasts the target to the 10 ms tick. `ring` uses a longer tail in which the
+notes sounding at its start ring on to the target (no model call is needed for that); `fade`
+uses a short tail in which the model may still release notes, and leaves the fade to the renderer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from generator.tokens import vocab
+
+ENDINGS = ("ring", "fade")
+TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS
+# A row is closed ("token_cap") after TOKENS_PER_S_CAP new tokens per target second + CAP_SLACK
+# (the densest training pieces, MMA jazz, carry up to ~160 tokens per second), or after
+# STALL_TOKENS tokens without a time shift (training data never has more than 47 in a row).
+TOKENS_PER_S_CAP = 300
+CAP_SLACK = 256
+STALL_TOKENS = 256
+UNIFORM_CHUNK = 256
+MAX_SHIFT_TICKS = vocab.N_TIME_SHIFTS
+
+
+def tail_ticks(target_ticks: int, ending: str) -> int:
+    """Ticks before the target from which no new note starts: ring 8% of the target within
+    1..3 s (a quarter of a very short track), fade 0.5 s (a tenth of a very short track)."""
+    if ending == "ring":
+        return int(min(max(0.08 * target_ticks, TICKS_PER_S), 3 * TICKS_PER_S, 0.25 * target_ticks))
+    return int(min(0.5 * TICKS_PER_S, 0.1 * target_ticks))
+
+
+def shift_tokens(ticks: int) -> list[int]:
+    """TIME_SHIFT tokens covering `ticks` (1 s steps, then the rest)."""
+    full, rest = divmod(ticks, MAX_SHIFT_TICKS)
+    return [vocab.TIME_SHIFT + MAX_SHIFT_TICKS - 1] * full + ([vocab.TIME_SHIFT + rest - 1] if rest else [])
+
+
+class RowState:
+    """A row's tokens (primer + new, no genre), clock in ticks, sounding (family, pitch) set,
+    and its own random stream. Mirrors tokenizer._decode's note semantics."""
+
+    def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
+                 ending: str, seed: int, vocab_size: int, max_note_s: float | None = None,
+                 instruments: tuple[int, ...] | None = None) -> None:
+        self.index = index
+        self.genre_token = genre_token
+        self.tokens: list[int] = []
+        self.ticks = 0
+        self.since_shift = 0  # tokens since the last time shift
+        self.family = 0
+        self.sounding: dict[tuple[int, int], int] = {}  # (family, pitch) -> onset tick
+        # A note held this long is released by the sampler: past the context window the model
+        # cannot see an old NOTE_ON any more and would hold it forever (a "stuck note").
+        self.max_hold_ticks = None if max_note_s is None else max(1, round(max_note_s * TICKS_PER_S))
+        # The instrument palette: INSTRUMENT tokens outside it are never sampled (None: any).
+        self.palette: np.ndarray | None = None
+        if instruments is not None and vocab_size > vocab.INSTRUMENT:
+            self.palette = np.zeros(vocab_size - vocab.INSTRUMENT, dtype=bool)
+            self.palette[list(instruments)] = True
+        self.target_ticks = round(target_s * TICKS_PER_S)
+        self.ending = ending
+        self.tail = tail_ticks(self.target_ticks, ending)
+        self.n_primer = len(primer)
+        self.cap = int(target_s * TOKENS_PER_S_CAP) + CAP_SLACK
+        self.vocab_size = vocab_size
+        self.has_instruments = vocab_size > vocab.INSTRUMENT
+        self.stop_reason: str | None = None
+        self.score = 0.0  # beam search: sum of log-probabilities
+        self._rng = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+        self._uniforms = torch.empty(0)
+        self._next = 0
+        for token in primer:
+            self.push(token)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    @property
+    def n_new(self) -> int:
+        return len(self.tokens) - self.n_primer
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def releasing(self) -> bool:
+        return self.ticks >= self.target_ticks - self.tail
+
+    def push(self, token: int) -> None:
+        t = int(token)
+        self.tokens.append(t)
+        self.since_shift += 1
+        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
+            self.sounding[(self.family, t - vocab.NOTE_ON)] = self.ticks  # a retrigger restarts it
+        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
+            self.sounding.pop((self.family, t - vocab.NOTE_OFF), None)
+        elif vocab.TIME_SHIFT <= t < vocab.END:
+            self.ticks += t - vocab.TIME_SHIFT + 1
+            self.since_shift = 0
+        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+            self.family = t - vocab.INSTRUMENT
+
+    def uniform(self) -> float:
+        """The next number of this row's own stream (a row samples alike in any batch)."""
+        if self._next >= len(self._uniforms):
+            self._uniforms = torch.rand(UNIFORM_CHUNK, generator=self._rng, dtype=torch.float64)
+            self._next = 0
+        self._next += 1
+        return float(self._uniforms[self._next - 1])
+
+    def prompt(self, max_seq: int) -> list[int]:
+        """[genre] + the row's tokens, or + its last max_seq // 2 when they do not fit. A window
+        cut from the middle starts with the INSTRUMENT token in force at the cut (in place of its
+        oldest token), so its first note events belong to the right family instead of piano, the
+        family the model assumes before any INSTRUMENT token."""
+        if 1 + len(self.tokens) <= max_seq:
+            return [self.genre_token, *self.tokens]
+        if not self.has_instruments:
+            return [self.genre_token, *self.tokens[-(max_seq // 2):]]
+        cut = len(self.tokens) - max_seq // 2 + 1
+        return [self.genre_token, vocab.INSTRUMENT + self._family_before(cut), *self.tokens[cut:]]
+
+    def _family_before(self, index: int) -> int:
+        """The instrument family in force just before tokens[index] (piano before any INSTRUMENT)."""
+        for i in range(index - 1, -1, -1):  # no copy of the history: this runs at every re-prime
+            if self.tokens[i] >= vocab.INSTRUMENT:
+                return self.tokens[i] - vocab.INSTRUMENT
+        return 0
+
+    # -- the ending -----------------------------------------------------------------------------
+    def close(self, reason: str, *, ring_ticks: int = 0, fill: bool = False) -> None:
+        """Append a musical close: sounding notes ring up to `ring_ticks` (or, with `fill`, the
+        clock runs on to the target either way), then NOTE_OFF for every sounding note, END."""
+        remaining = max(0, self.target_ticks - self.ticks)
+        wait = remaining if fill else (min(ring_ticks, remaining) if self.sounding else 0)
+        end = self.ticks + wait
+        if self.max_hold_ticks is not None:  # notes that would ring past their limit end on time
+            for due, key in sorted((onset + self.max_hold_ticks, key) for key, onset in self.sounding.items()):
+                if due >= end:
+                    break
+                for token in shift_tokens(max(0, due - self.ticks)):
+                    self.push(token)
+                self._release([key])
+        for token in shift_tokens(end - self.ticks):
+            self.push(token)
+        self._release(sorted(self.sounding, key=lambda k: (k[0] != self.family, k)))
+        self.push(vocab.END)
+        self.stop_reason = reason
+
+    def _release(self, keys: list[tuple[int, int]]) -> None:
+        for family, pitch in keys:
+            if family != self.family and self.has_instruments:
+                self.push(vocab.INSTRUMENT + family)
+            self.push(vocab.NOTE_OFF + pitch)
+
+    def settle(self, deadline_hit: bool) -> None:
+        """Finish the row if nothing is left for the model to decide (or a limit is reached)."""
+        if self.done:
+            return
+        if deadline_hit:
+            self.close("time_budget", ring_ticks=TICKS_PER_S)
+        elif self.n_new >= self.cap or (self.n_new and self.since_shift >= STALL_TOKENS):
+            self.close("token_cap")
+        elif self.ticks >= self.target_ticks or (self.releasing and not self._release_choices()):
+            self.close("duration", fill=True)
+
+    def _release_choices(self) -> bool:
+        """In the tail, does the model still choose anything? (fade: releasing sounding notes)."""
+        return self.ending == "fade" and bool(self.sounding)
+
+    def allowed(self) -> np.ndarray:
+        """(V,) bool: the tokens this row may emit next."""
+        m = np.ones(self.vocab_size, dtype=bool)
+        m[vocab.END:vocab.INSTRUMENT] = False  # END comes from the ending policy; PAD, GENRE never
+        if self.palette is not None:
+            m[vocab.INSTRUMENT:] = self.palette
+            if not self.palette[self.family]:  # no note on an instrument outside the palette
+                m[vocab.NOTE_ON:vocab.NOTE_OFF] = False
+        # A NOTE_OFF only for a note sounding in the current family: any other is a no-op the
+        # decoder skips, and the mass the model puts on it goes to the choices that mean something.
+        m[vocab.NOTE_OFF:vocab.VELOCITY] = False
+        for family, pitch in self.sounding:
+            if family == self.family:
+                m[vocab.NOTE_OFF + pitch] = True
+        remaining = self.target_ticks - self.ticks
+        m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
+        overdue = self._overdue()
+        if overdue and not self.releasing:
+            return self._only_release(overdue)
+        if self.releasing:
+            m[vocab.NOTE_ON:vocab.NOTE_OFF] = False  # no new note; the NOTE_OFFs are the grammar's above
+            m[vocab.VELOCITY:vocab.TIME_SHIFT] = False
+            if self.has_instruments:
+                m[vocab.INSTRUMENT:] = False
+                for family in {f for f, _ in self.sounding} - {self.family}:
+                    m[vocab.INSTRUMENT + family] = True
+        return m
+
+    def _overdue(self) -> list[tuple[int, int]]:
+        if self.max_hold_ticks is None:
+            return []
+        return [key for key, onset in self.sounding.items() if self.ticks - onset >= self.max_hold_ticks]
+
+    def _only_release(self, overdue: list[tuple[int, int]]) -> np.ndarray:
+        """Force the release of overdue notes: their NOTE_OFFs, or first a switch to their family."""
+        m = np.zeros(self.vocab_size, dtype=bool)
+        here = [p for f, p in overdue if f == self.family]
+        if here or not self.has_instruments:
+            for pitch in here or [p for _, p in overdue]:
+                m[vocab.NOTE_OFF + pitch] = True
+        else:
+            for family, _ in overdue:
+                m[vocab.INSTRUMENT + family] = True
+        return m

@@ -1,0 +1,1 @@
+"""Tokens: the vocabulary, the encodings and MIDI <-> token ids. No torch."""
