@@ -1,12 +1,12 @@
-"""Decoding speed: our KV-cached decoder against the seed system's full recompute, and throughput.
+"""Decoding speed: our KV-cached decoder against Sber's full recompute, and throughput.
 
     python bench/bench_decode.py                            # everything (the 1024-token recompute takes long)
     python bench/bench_decode.py --new-tokens 64,128 --recompute-max 128 --throughput-s 5   # a short proof run
 
 Three parts, all in one process on the same device:
-1. The seed's released configuration (12 layers, d_model 1024, 16 heads, d_ff 2048, max 2048,
+1. Sber's released configuration (12 layers, d_model 1024, 16 heads, d_ff 2048, max 2048,
    absolute PE + relative attention; random weights: the cost does not depend on them) decoding
-   N new tokens at batch 1 from a genre token, (a) as the seed does it: the whole prefix
+   N new tokens at batch 1 from a genre token, (a) as Sber does it: the whole prefix
    recomputed for every token, no cache, its filter order (top-k 60, top-p 0.99), and (b) with
    our KV cache and the same filters. Recompute runs above --recompute-max are not run: their
    time is extrapolated from a non-negative fit of the measured per-token times (a + b L + c L^2
@@ -15,7 +15,7 @@ Three parts, all in one process on the same device:
 2. The tiny and small models through `search.generate` (the real path: masks, ending policy,
    sliding window) at batch 1, 8, 32 for --throughput-s seconds each (time budget): new tokens
    per wall second, converted to seconds of music per wall second with the token rate of real
-   music, overall and per genre (data/shards/test.npz; the seed's sample files without it).
+   music, overall and per genre (data/shards/test.npz; Sber's sample files without it).
    Random weights emit random tokens, so the token rate is what is measured; music per second
    is that rate divided by the rate real music needs (jazz ~100 tokens/s, calm ~8).
 3. Per-step time of the cached decoder at batch 1 against the memory-bandwidth floor: a step
@@ -41,11 +41,11 @@ from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E
 from generator.sampling.filters import SamplingParams, filter_logits, sample_from_logits  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
 
-SEED_DEMO = SamplingParams(top_k=60, top_p=0.99, seed_compatible=True)
+SBER_DEMO = SamplingParams(top_k=60, top_p=0.99, sber_compatible=True)
 
 
-def seed_release() -> ModelConfig:
-    return ModelConfig.seed(d_model=1024, n_layers=12, n_heads=16, d_ff=2048, max_seq=2048)
+def sber_release() -> ModelConfig:
+    return ModelConfig.sber(d_model=1024, n_layers=12, n_heads=16, d_ff=2048, max_seq=2048)
 
 
 def sync(device: str) -> None:
@@ -55,14 +55,14 @@ def sync(device: str) -> None:
 
 @torch.inference_mode()
 def decode_recompute(model, n_new: int, device: str) -> list[float]:
-    """The seed's loop: forward over the whole prefix, take the last logits, filter, sample."""
+    """Sber's loop: forward over the whole prefix, take the last logits, filter, sample."""
     ids = torch.tensor([[vocab.genre_token("jazz")]], device=device)
     rng = torch.Generator().manual_seed(0)
     times = []
     for _ in range(n_new):
         start = time.perf_counter()
         logits = model(ids)[:, -1].float()
-        token = sample_from_logits(filter_logits(logits, SEED_DEMO), torch.rand(1, generator=rng))
+        token = sample_from_logits(filter_logits(logits, SBER_DEMO), torch.rand(1, generator=rng))
         ids = torch.cat([ids, token.view(1, 1)], dim=1)
         sync(device)
         times.append(time.perf_counter() - start)
@@ -79,7 +79,7 @@ def decode_cached(model, n_new: int, device: str, batch: int = 1) -> list[float]
     for _ in range(n_new):
         start = time.perf_counter()
         logits = model.step(ids, cache)[:, -1].float()
-        ids = sample_from_logits(filter_logits(logits, SEED_DEMO), torch.rand(batch, generator=rng)).view(batch, 1)
+        ids = sample_from_logits(filter_logits(logits, SBER_DEMO), torch.rand(batch, generator=rng)).view(batch, 1)
         sync(device)
         times.append(time.perf_counter() - start)
     return times
@@ -99,8 +99,8 @@ def extrapolate(step_times: list[float], n_new: int) -> float:
 
 def part_recompute(args, device: str) -> list[dict]:
     torch.manual_seed(0)
-    model = MusicTransformer(seed_release()).to(device).eval()
-    print(f"seed release config: {model.config.describe()}, {model.n_params() / 1e6:.1f} M parameters")
+    model = MusicTransformer(sber_release()).to(device).eval()
+    print(f"Sber release config: {model.config.describe()}, {model.n_params() / 1e6:.1f} M parameters")
     decode_cached(model, 8, device)  # warm-up
     rows, longest = [], None
     for n_new in args.new_tokens:
@@ -123,13 +123,13 @@ def part_recompute(args, device: str) -> list[dict]:
 
 def real_tokens_per_music_s() -> dict[str, float]:
     """Tokens per second of music in real pieces (the rate a trained model learns), overall and
-    per genre of the test shard; the seed's files when there is no shard."""
+    per genre of the test shard; Sber's files when there is no shard."""
     from generator.sampling.loops import calibration_pieces
     from generator.tokens.tokenizer import seconds_of
 
     shard = ROOT / "data" / "shards" / "test.npz"
     pieces = list(calibration_pieces(None, shard)) or list(
-        calibration_pieces(ROOT / "tests" / "vectors" / "seed_midi", None))
+        calibration_pieces(ROOT / "tests" / "vectors" / "sber_midi", None))
     totals: dict[str, list[float]] = {}
     for genre, ids in pieces:
         for key in ("all", genre):
@@ -175,7 +175,7 @@ def memory_bandwidth_gb_s(device: str, mbytes: int = 256) -> float:
 def part_floor(args, device: str) -> list[dict]:
     bandwidth = memory_bandwidth_gb_s(device)
     rows = []
-    for name, config in (("seed_release", seed_release()), ("small", ModelConfig.small()), ("tiny", ModelConfig.tiny())):
+    for name, config in (("sber_release", sber_release()), ("small", ModelConfig.small()), ("tiny", ModelConfig.tiny())):
         if name not in args.floor_models:
             continue
         torch.manual_seed(0)
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--models", type=lambda s: s.split(","), default=["tiny", "small"])
     parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
     parser.add_argument("--throughput-s", type=float, default=20.0, help="time budget per throughput run")
-    parser.add_argument("--floor-models", type=lambda s: s.split(","), default=["seed_release", "small", "tiny"])
+    parser.add_argument("--floor-models", type=lambda s: s.split(","), default=["sber_release", "small", "tiny"])
     parser.add_argument("--floor-tokens", type=int, default=64)
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[], help="parts to skip: recompute,throughput,floor")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")

@@ -14,7 +14,7 @@ from generator.eval.evaluate import (EvalSettings, GeneratedTrack, ending_checks
 from generator.corpus.shards import load_shard, write_shard
 from generator.tokens.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
 
-from paths import SEED_MIDI  # noqa: E402
+from paths import SBER_MIDI  # noqa: E402
 REAL_SHARDS = Path(__file__).resolve().parents[1] / "data" / "shards"
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71]
 
@@ -135,15 +135,15 @@ def test_phrase_counter_counts_non_overlapping_occurrences():
 
 
 def test_id_symbols_agree_with_note_symbols_on_real_music():
-    for path in sorted(SEED_MIDI.glob("*.mid"))[:2]:
+    for path in sorted(SBER_MIDI.glob("*.mid"))[:2]:
         ids = midi_to_ids(path)
         a, b = metrics.note_symbols(ids_to_notes(ids)), metrics.id_symbols(ids)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 @pytest.fixture(scope="module")
-def seed_pieces():
-    return {p.stem.split("_")[0]: midi_to_notes(p) for p in sorted(SEED_MIDI.glob("*.mid"))}
+def sber_pieces():
+    return {p.stem.split("_")[0]: midi_to_notes(p) for p in sorted(SBER_MIDI.glob("*.mid"))}
 
 
 def _shifted(notes, offset_s, transpose=0):
@@ -151,8 +151,8 @@ def _shifted(notes, offset_s, transpose=0):
             for n in notes]
 
 
-def test_copy_index_finds_a_planted_20_note_copy_and_not_unrelated_music(seed_pieces):
-    train = [seed_pieces[g] for g in ("classic", "jazz", "calm")]
+def test_copy_index_finds_a_planted_20_note_copy_and_not_unrelated_music(sber_pieces):
+    train = [sber_pieces[g] for g in ("classic", "jazz", "calm")]
     index = metrics.CopyIndex((metrics.note_symbols(p) for p in train), ngram=16)
     rng = np.random.default_rng(2)
     source = sorted(F.pitched(train[1]), key=lambda n: (n.start_s, n.pitch))[300:320]
@@ -162,7 +162,7 @@ def test_copy_index_finds_a_planted_20_note_copy_and_not_unrelated_music(seed_pi
     copy = index.longest_copy(*metrics.note_symbols(track))
     assert copy.notes == 20 and copy.piece == 1 and copy.track_position == 80
     assert index.longest_copy(*metrics.note_symbols(_random_notes(rng, 300))).notes == 0
-    assert index.longest_copy(*metrics.note_symbols(seed_pieces["pop"])).notes == 0  # unseen real piece
+    assert index.longest_copy(*metrics.note_symbols(sber_pieces["pop"])).notes == 0  # unseen real piece
     # transposed: only the interval index finds it
     moved = _random_notes(rng, 80) + _shifted(planted, 0.0, transpose=3) + _random_notes(rng, 80, gap_end)
     assert index.longest_copy(*metrics.note_symbols(moved)).notes == 0
@@ -171,9 +171,9 @@ def test_copy_index_finds_a_planted_20_note_copy_and_not_unrelated_music(seed_pi
     assert found.notes >= 19 and found.piece == 1  # the first interval belongs to the random note before
 
 
-def test_a_whole_training_piece_is_one_long_copy(seed_pieces):
-    index = metrics.CopyIndex([metrics.note_symbols(seed_pieces["jazz"])])
-    excerpt = F.excerpt(seed_pieces["jazz"], 30.0, 20.0)
+def test_a_whole_training_piece_is_one_long_copy(sber_pieces):
+    index = metrics.CopyIndex([metrics.note_symbols(sber_pieces["jazz"])])
+    excerpt = F.excerpt(sber_pieces["jazz"], 30.0, 20.0)
     copy = index.longest_copy(*metrics.note_symbols(excerpt))
     assert copy.notes == len(F.pitched(excerpt)) > 40
 
@@ -212,11 +212,11 @@ def _chunks(notes, length_s):
 
 
 @pytest.fixture(scope="module")
-def seed_shards(tmp_path_factory, seed_pieces):
-    """Shards cut from the four seed files: 20 s pieces, the first 70% of each file train, the rest test."""
+def sber_shards(tmp_path_factory, sber_pieces):
+    """Shards cut from the four Sber files: 20 s pieces, the first 70% of each file train, the rest test."""
     root = tmp_path_factory.mktemp("data")
     splits = {"train": ([], []), "test": ([], [])}
-    for genre, notes in seed_pieces.items():
+    for genre, notes in sber_pieces.items():
         chunks = [c for c in _chunks(notes, 20.0) if len(c) > 8]
         cut = int(0.7 * len(chunks))
         for split, part in (("train", chunks[:cut]), ("test", chunks[cut:])):
@@ -227,8 +227,8 @@ def seed_shards(tmp_path_factory, seed_pieces):
     return root
 
 
-def test_prefix_excerpt_cuts_at_the_length(seed_shards):
-    shard = load_shard(seed_shards / "shards" / "train.npz")
+def test_prefix_excerpt_cuts_at_the_length(sber_shards):
+    shard = load_shard(sber_shards / "shards" / "train.npz")
     notes, length_s = prefix_excerpt(shard.ids(0), 7.5)
     assert length_s == 7.5 and notes and max(n.end_s for n in notes) <= 7.5
     assert notes == F.excerpt(ids_to_notes(shard.ids(0).tolist()), 0.0, 7.5)
@@ -243,9 +243,9 @@ def _classifier_accuracy(train, test, seconds, per_genre):
     return metrics.confusion(model, x_out, np.array(out.genre), vocab.GENRES).accuracy
 
 
-def test_classifier_separates_real_genres_on_held_out_excerpts(seed_shards):
-    train = load_shard(seed_shards / "shards" / "train.npz")
-    test = load_shard(seed_shards / "shards" / "test.npz")
+def test_classifier_separates_real_genres_on_held_out_excerpts(sber_shards):
+    train = load_shard(sber_shards / "shards" / "train.npz")
+    test = load_shard(sber_shards / "shards" / "test.npz")
     assert _classifier_accuracy(train, test, 20.0, 50) >= 0.6  # chance is 0.25
 
 
@@ -254,9 +254,9 @@ def test_classifier_separates_real_genres_on_the_corpus_test_split():
     assert _classifier_accuracy(train, test, 30.0, 60) > 0.4
 
 
-def test_evaluate_tracks_flags_a_copied_track_and_a_loop(seed_shards):
-    train = load_shard(seed_shards / "shards" / "train.npz")
-    test = load_shard(seed_shards / "shards" / "test.npz")
+def test_evaluate_tracks_flags_a_copied_track_and_a_loop(sber_shards):
+    train = load_shard(sber_shards / "shards" / "train.npz")
+    test = load_shard(sber_shards / "shards" / "test.npz")
     copied = tuple(train.ids(3).tolist()) + (vocab.END,)
     phrase = [vocab.NOTE_ON + p for p in (60, 64, 67, 72, 67, 64, 62, 59)]
     loop = []
@@ -281,11 +281,11 @@ def test_evaluate_tracks_flags_a_copied_track_and_a_loop(seed_shards):
     assert {f.name for f in report.features} == set(F.SCALAR_NAMES)
 
 
-def test_a_run_where_every_track_was_given_up_still_reports(seed_shards):
+def test_a_run_where_every_track_was_given_up_still_reports(sber_shards):
     from generator.eval.report import report_to_dict, report_to_markdown
 
-    train = load_shard(seed_shards / "shards" / "train.npz")
-    test = load_shard(seed_shards / "shards" / "test.npz")
+    train = load_shard(sber_shards / "shards" / "train.npz")
+    test = load_shard(sber_shards / "shards" / "test.npz")
     tracks = [GeneratedTrack("calm", 1, 10.0, None, ("long_silence: x",))]
     report = evaluate_tracks(tracks, train, test, EvalSettings(seconds=10.0, reference_per_genre=20))
     assert report.kept == 0 and report.given_up == 1 and report.features == ()
@@ -297,7 +297,7 @@ def test_a_run_where_every_track_was_given_up_still_reports(seed_shards):
 # --- gen eval end to end ---------------------------------------------------------------------------
 
 
-def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, seed_shards):
+def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, sber_shards):
     import torch
     from typer.testing import CliRunner
 
@@ -307,7 +307,7 @@ def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, seed_shards):
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny.pt"
     save_checkpoint(checkpoint, MusicTransformer(ModelConfig.tiny()), {"name": "tiny-random"})
-    args = ["eval", "--checkpoint", str(checkpoint), "--data", str(seed_shards), "--per-genre", "1",
+    args = ["eval", "--checkpoint", str(checkpoint), "--data", str(sber_shards), "--per-genre", "1",
             "--seconds", "3", "--genres", "jazz,pop", "--reference-per-genre", "12", "--max-attempts", "2",
             "--top-k", "40", "--seed", "7"]
     outputs = []

@@ -15,7 +15,7 @@ from generator.sampling.loops import (
     measure,
 )
 from generator.tokens.tokenizer import Note, midi_to_ids, notes_to_ids
-from paths import SEED_MIDI
+from paths import SBER_MIDI
 
 DEFAULTS = LoopLimits()
 
@@ -58,7 +58,7 @@ def test_long_silence_inside_the_track():
     assert _reason(short_gap) is None
 
 
-def test_glued_repetitions_like_the_seed_rule():
+def test_glued_repetitions_like_the_sber_rule():
     # four voices, each re-striking its pitch exactly when the last stroke ends
     glued = [Note(p, i * 0.25, (i + 1) * 0.25, 70) for i in range(120) for p in (48, 55, 64, 71)]
     assert _reason(glued).startswith("glued_notes")
@@ -95,13 +95,13 @@ def test_limits_for_genre_accept_aliases_and_default_otherwise():
 
 
 @pytest.mark.parametrize("genre", vocab.GENRES)
-def test_detectors_pass_the_seed_files_at_their_genre_limits(genre):
-    ids = midi_to_ids(SEED_MIDI / f"{genre}_0.mid")
+def test_detectors_pass_the_sber_files_at_their_genre_limits(genre):
+    ids = midi_to_ids(SBER_MIDI / f"{genre}_0.mid")
     assert detect(ids, genre) is None
 
 
 def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
-    pieces = list(calibration_pieces(seed_midi_dir=SEED_MIDI, test_shard=None))
+    pieces = list(calibration_pieces(sber_midi_dir=SBER_MIDI, test_shard=None))
     assert sorted(g for g, _ in pieces) == sorted(vocab.GENRES)
     result = calibrate(pieces)
     for genre, cal in result.items():

@@ -8,8 +8,8 @@ from generator.errors import CheckpointError
 from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
 
 from paths import VECTORS
-SEED_STATE = VECTORS / "seed_tiny_state_dict.pt"
-SEED_IO = VECTORS / "seed_tiny_io.pt"
+SBER_STATE = VECTORS / "sber_tiny_state_dict.pt"
+SBER_IO = VECTORS / "sber_tiny_io.pt"
 
 
 
@@ -47,9 +47,9 @@ def test_step_relative_logits_match_the_last_rows_of_the_full_ones():
     assert torch.allclose(part[..., lower], full[:, :, -7:][..., lower], atol=1e-5)
 
 
-def test_seed_state_dict_reproduces_seed_logits():
-    model, meta = load_checkpoint(SEED_STATE)
-    io = torch.load(SEED_IO, weights_only=True)
+def test_sber_state_dict_reproduces_seed_logits():
+    model, meta = load_checkpoint(SBER_STATE)
+    io = torch.load(SBER_IO, weights_only=True)
     assert model.config.n_heads == 4 and model.config.vocab_size == 394 and not model.config.norm_first
     assert meta["vocab"]["encoding"] == "seed"
     with torch.no_grad():
@@ -57,9 +57,9 @@ def test_seed_state_dict_reproduces_seed_logits():
     assert (logits - io["logits_eval"]).abs().max() <= 1e-4
 
 
-def test_seed_model_cached_steps_equal_seed_logits():
-    model, _ = load_checkpoint(SEED_STATE)
-    io = torch.load(SEED_IO, weights_only=True)
+def test_sber_model_cached_steps_equal_seed_logits():
+    model, _ = load_checkpoint(SBER_STATE)
+    io = torch.load(SBER_IO, weights_only=True)
     ids = io["input_tokens"]
     cache = model.new_cache()
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_seed_model_cached_steps_equal_seed_logits():
     "changes",
     [{}, {"relative": False, "absolute_pe": True}, {"norm_first": False, "absolute_pe": True, "shared_er": True,
                                                    "tie_embeddings": False}],
-    ids=["ours", "absolute", "seed-like"],
+    ids=["ours", "absolute", "sber-like"],
 )
 def test_cached_step_equals_forward_at_every_step(changes):
     model = _tiny(**changes)
@@ -132,11 +132,11 @@ def test_save_then_load_gives_identical_logits(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
 
 
-def test_seed_model_round_trips_through_our_format(tmp_path):
-    model, _ = load_checkpoint(SEED_STATE)
-    save_checkpoint(tmp_path / "seed.pt", model, {})
-    loaded, meta = load_checkpoint(tmp_path / "seed.pt")
-    io = torch.load(SEED_IO, weights_only=True)
+def test_sber_model_round_trips_through_our_format(tmp_path):
+    model, _ = load_checkpoint(SBER_STATE)
+    save_checkpoint(tmp_path / "sber.pt", model, {})
+    loaded, meta = load_checkpoint(tmp_path / "sber.pt")
+    io = torch.load(SBER_IO, weights_only=True)
     with torch.no_grad():
         assert (loaded(io["input_tokens"]) - io["logits_eval"]).abs().max() <= 1e-4
     assert meta["vocab"] == {"size": 394, "encoding": "seed"}
@@ -163,13 +163,13 @@ def test_unknown_checkpoint_format_raises_checkpoint_error(tmp_path):
         load_checkpoint(path)
 
 
-def test_seed_state_dict_with_wrong_head_override_is_rejected():
+def test_sber_state_dict_with_wrong_head_override_is_rejected():
     with pytest.raises(CheckpointError, match="n_heads"):
-        load_checkpoint(SEED_STATE, n_heads=8)
+        load_checkpoint(SBER_STATE, n_heads=8)
 
 
-def test_seed_state_dict_without_relative_attention_needs_the_head_count(tmp_path):
-    state = torch.load(SEED_STATE, weights_only=True)
+def test_sber_state_dict_without_relative_attention_needs_the_head_count(tmp_path):
+    state = torch.load(SBER_STATE, weights_only=True)
     path = tmp_path / "no_rpr.pt"
     torch.save({k: v for k, v in state.items() if not k.endswith(".Er")}, path)
     with pytest.raises(CheckpointError, match="n_heads"):

@@ -398,7 +398,7 @@ def test_bad_shard_is_a_recipe_error(model, bad):
 SECTION_KEYS = {
     "sampling": ["temperature", "top_p", "top_k", "at_least_k", "rp_penalty", "rp_restore_speed",
                  "topp_temperature", "beam_width", "length_penalty", "pitch_range", "primer",
-                 "seed_compatible"],
+                 "sber_compatible"],
     "loops": ["max_attempts", "thresholds"],
     "mastering": ["target_lufs", "ceiling_dbtp", "ending", "fade_s"],
     "outputs": ["wav", "wav_sample_rate", "wav_bits", "mp3", "mp3_kbps", "stems", "cutdowns_s",

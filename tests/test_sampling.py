@@ -15,7 +15,7 @@ from generator.sampling.filters import (
     repetition_penalty,
     rp_update,
     sample_from_logits,
-    seed_filter_logits,
+    sber_filter_logits,
     top_k,
     top_p,
 )
@@ -46,14 +46,14 @@ def test_top_k_keeps_exactly_the_k_largest():
     assert torch.equal(top_k(logits, 2)[0, [1, 3]], logits[0, [1, 3]])  # survivors untouched
 
 
-def test_top_p_keeps_the_crossing_token_and_the_seed_drops_it():
+def test_top_p_keeps_the_crossing_token_and_the_sber_drops_it():
     logits = _logits_of([0.5, 0.3, 0.15, 0.05])
     assert _kept(top_p(logits, 0.7)) == [0, 1]  # 0.5 < 0.7, then token 1 crosses: kept
     assert _kept(top_p(logits, 0.7, keep_crossing=False)) == [0]
     assert _kept(top_p(logits, 0.9)) == [0, 1, 2]
     assert _kept(top_p(logits, 0.9, keep_crossing=False)) == [0, 1]
     assert _kept(top_p(logits, 0.4)) == [0]
-    assert _kept(top_p(logits, 0.4, keep_crossing=False)) == []  # the seed relies on at_least_k
+    assert _kept(top_p(logits, 0.4, keep_crossing=False)) == []  # Sber relies on at_least_k
 
 
 def test_top_p_is_cut_from_the_topp_temperature_distribution():
@@ -113,42 +113,42 @@ def test_rp_table_is_per_row_and_restores_with_time_shifts():
     assert lowered[1, 60] == 1.0  # 0.95 + 0.35, clamped
 
 
-def test_rp_update_seed_compatible_counts_shifts_one_step_short():
+def test_rp_update_sber_compatible_counts_shifts_one_step_short():
     table = torch.full((1, 128), 0.5)
-    after = rp_update(table, torch.tensor([vocab.TIME_SHIFT + 49]), 0.05, 1.0, seed_compatible=True)
+    after = rp_update(table, torch.tensor([vocab.TIME_SHIFT + 49]), 0.05, 1.0, sber_compatible=True)
     assert after[0, 0] == pytest.approx(0.5 + 0.49)
 
 
-def test_seed_order_masks_reproduce_its_pipeline():
+def test_sber_order_masks_reproduce_its_pipeline():
     logits = _vocab_logits(t60=3.0, t100=5.0, t300=2.0, t260=1.0)
-    params = SamplingParams(top_k=3, top_p=0.95, seed_compatible=True)
-    out = seed_filter_logits(logits, params)
+    params = SamplingParams(top_k=3, top_p=0.95, sber_compatible=True)
+    out = sber_filter_logits(logits, params)
     # 100 masked (range); top-3 of the rest: 60 (.665), 300 (.245), 260 (.09); cumsum < .95 keeps two
     assert _kept(out) == [60, 300]
     ours = filter_logits(logits, SamplingParams(top_k=3, top_p=0.95, pitch_range=(21, 96)))
     assert _kept(ours) == [60, 260, 300]  # the crossing token (260) stays
 
 
-def test_seed_order_applies_temperature_to_the_survivors_only():
+def test_sber_order_applies_temperature_to_the_survivors_only():
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    logits = torch.cat([logits, torch.full((1, vocab.SEED_VOCAB_SIZE - 4), -30.0)], dim=1)
+    logits = torch.cat([logits, torch.full((1, vocab.SBER_VOCAB_SIZE - 4), -30.0)], dim=1)
     logits[0, :4] = -30.0
     logits[0, 300:304] = torch.tensor([3.0, 2.0, 1.0, 0.0])
-    params = SamplingParams(top_k=0, top_p=0.8, temperature=2.0, seed_compatible=True)
-    out = seed_filter_logits(logits, params)
+    params = SamplingParams(top_k=0, top_p=0.8, temperature=2.0, sber_compatible=True)
+    out = sber_filter_logits(logits, params)
     assert _kept(out) == [300]  # cumsum .64 < .8, then .88: only the first, at_least_k 1
-    params = SamplingParams(top_p=0.8, temperature=2.0, at_least_k=3, seed_compatible=True)
-    out = seed_filter_logits(logits, params)
+    params = SamplingParams(top_p=0.8, temperature=2.0, at_least_k=3, sber_compatible=True)
+    out = sber_filter_logits(logits, params)
     assert _kept(out) == [300, 301, 302]
     assert torch.allclose(out[0, 300:303], torch.tensor([1.5, 1.0, 0.5]))  # logits / temperature
 
 
-def test_seed_penalty_falls_back_to_the_rest_of_the_top_k():
+def test_sber_penalty_falls_back_to_the_rest_of_the_top_k():
     logits = _vocab_logits(t60=2.0, t300=1.2, t301=0.0)
     table = new_rp_table(1)
     table[0, 60] = 0.0  # note 60 fully penalised
-    seed = SamplingParams(top_k=3, top_p=0.5, rp_penalty=0.05, seed_compatible=True)
-    assert _kept(seed_filter_logits(logits, seed, table)) == [300, 301]  # its top-p set died
+    sber = SamplingParams(top_k=3, top_p=0.5, rp_penalty=0.05, sber_compatible=True)
+    assert _kept(sber_filter_logits(logits, sber, table)) == [300, 301]  # its top-p set died
     ours = SamplingParams(top_k=3, top_p=0.5, rp_penalty=0.05)
     assert _kept(filter_logits(logits, ours, table)) == [300]  # penalty first, then nucleus
 
@@ -166,7 +166,7 @@ def test_allowed_mask_applies_before_everything():
     allowed = torch.ones(1, vocab.VOCAB_SIZE, dtype=torch.bool)
     allowed[0, 60] = False
     assert _kept(filter_logits(logits, SamplingParams(top_k=1), allowed=allowed)) == [300]
-    assert _kept(seed_filter_logits(logits, SamplingParams(top_k=1, seed_compatible=True), allowed=allowed)) == [300]
+    assert _kept(sber_filter_logits(logits, SamplingParams(top_k=1, sber_compatible=True), allowed=allowed)) == [300]
 
 
 def test_sample_from_logits_is_inverse_cdf_most_likely_first():
@@ -180,7 +180,7 @@ def test_sample_from_logits_is_inverse_cdf_most_likely_first():
 @pytest.mark.parametrize("key, value", [
     ("temperature", 0.0), ("top_k", -1), ("top_p", 0.0), ("top_p", 1.5), ("topp_temperature", -1.0),
     ("at_least_k", 0), ("rp_penalty", 2.0), ("rp_restore_speed", -0.1), ("pitch_range", (90, 20)),
-    ("beam_width", 0), ("length_penalty", -1.0), ("seed_compatible", "yes"), ("genre_guidance", -0.5),
+    ("beam_width", 0), ("length_penalty", -1.0), ("sber_compatible", "yes"), ("genre_guidance", -0.5),
     ("genre_guidance", float("nan")),
 ])
 def test_sampling_params_reject_bad_values_naming_the_key(key, value):
@@ -191,8 +191,8 @@ def test_sampling_params_reject_bad_values_naming_the_key(key, value):
 def test_genre_guidance_is_for_sampling_with_our_models():
     with pytest.raises(InputError, match="'genre_guidance'.*beam_width 1"):
         SamplingParams(genre_guidance=1.0, beam_width=4)
-    with pytest.raises(InputError, match="'genre_guidance'.*seed_compatible false"):
-        SamplingParams(genre_guidance=1.0, seed_compatible=True)
+    with pytest.raises(InputError, match="'genre_guidance'.*sber_compatible false"):
+        SamplingParams(genre_guidance=1.0, sber_compatible=True)
 
 
 def test_guide_moves_logits_away_from_the_unconditioned_ones():

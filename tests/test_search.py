@@ -14,7 +14,7 @@ from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.sampling.filters import SamplingParams, filter_logits
 from generator.sampling.generate import GenerationRequest, beam_search, generate, primer_from_midi
 from generator.tokens.tokenizer import ids_to_notes, seconds_of
-from paths import SEED_MIDI, VECTORS
+from paths import SBER_MIDI, VECTORS
 
 
 def _model(time_bias: float = 0.0, seed: int = 0, **config) -> MusicTransformer:
@@ -37,7 +37,7 @@ def test_batch_rows_are_independent():
     model = _model(time_bias=-1.0)
     primer = (vocab.VELOCITY + 20, 60, vocab.TIME_SHIFT + 30, 188)
     params = [SamplingParams(), SamplingParams(top_k=20, rp_penalty=0.3, temperature=0.9),
-              SamplingParams(top_p=0.9, seed_compatible=True, rp_penalty=0.1)]
+              SamplingParams(top_p=0.9, sber_compatible=True, rp_penalty=0.1)]
     requests = [GenerationRequest(vocab.GENRES[i % 4], 100 + i, 2.0 + i, params[i % 3],
                                   primer if i % 2 else (), "ring" if i % 3 else "fade") for i in range(8)]
     together = generate(model, requests, batch_size=8)
@@ -207,21 +207,21 @@ def test_requests_are_validated():
 
 @pytest.mark.parametrize("from_end", [False, True])
 def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
-    ids = primer_from_midi(SEED_MIDI / "jazz_0.mid", 8.0, from_end)
+    ids = primer_from_midi(SBER_MIDI / "jazz_0.mid", 8.0, from_end)
     assert 0 < len(ids) <= 512 and 3.0 <= seconds_of(ids) <= 8.0
     assert all(0 <= t < vocab.END or t >= vocab.INSTRUMENT for t in ids)
-    long = primer_from_midi(SEED_MIDI / "classic_0.mid", 120.0, from_end)
+    long = primer_from_midi(SBER_MIDI / "classic_0.mid", 120.0, from_end)
     assert len(long) <= 512 and seconds_of(long) < 120.0
-    seed = primer_from_midi(SEED_MIDI / "jazz_0.mid", 8.0, from_end, seed_compatible=True)
-    assert max(seed) < vocab.END
+    sber = primer_from_midi(SBER_MIDI / "jazz_0.mid", 8.0, from_end, sber_compatible=True)
+    assert max(sber) < vocab.END
     model = _model()
     result = generate(model, [GenerationRequest("jazz", 0, 12.0, primer_ids=ids)])[0]
     assert result.ids[:len(ids)] == ids and abs(result.duration_s - 12.0) <= 0.24
 
 
-def test_seed_format_checkpoint_generates_in_its_vocabulary():
-    model, meta = load_checkpoint(VECTORS / "seed_tiny_state_dict.pt")
-    params = SamplingParams(top_k=60, top_p=0.99, rp_penalty=0.05, seed_compatible=True)
+def test_sber_format_checkpoint_generates_in_its_vocabulary():
+    model, meta = load_checkpoint(VECTORS / "sber_tiny_state_dict.pt")
+    params = SamplingParams(top_k=60, top_p=0.99, rp_penalty=0.05, sber_compatible=True)
     result = generate(model, [GenerationRequest("calm", 0, 4.0, params)])[0]
     assert max(result.ids) == vocab.END and abs(result.duration_s - 4.0) <= 0.08
 
@@ -350,7 +350,7 @@ def test_a_window_cut_mid_piece_starts_with_the_instrument_in_force():
     for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
         piano.push(token)
     assert piano.prompt(16)[1] == vocab.INSTRUMENT  # piano is in force before any INSTRUMENT
-    seed = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.INSTRUMENT)  # seed vocabulary
+    sber = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.INSTRUMENT)  # Sber vocabulary
     for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
-        seed.push(token)
-    assert seed.prompt(16) == [vocab.GENRE, *seed.tokens[-8:]]
+        sber.push(token)
+    assert sber.prompt(16) == [vocab.GENRE, *sber.tokens[-8:]]

@@ -1,4 +1,4 @@
-"""Tokenizer: seed vectors bit-exact, default-encoding round trips on real MIDI, garbage decoding,
+"""Tokenizer: Sber vectors bit-exact, default-encoding round trips on real MIDI, garbage decoding,
 augmentation and the `gen tokenize` command."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from generator.tokens.tokenizer import Note, augment_ids, ids_to_midi, ids_to_no
 from generator.tokens.tokenizer import names, notes_to_ids, seconds_of
 
 ROOT = Path(__file__).resolve().parents[1]
-from paths import CI_ENV, SEED_MIDI  # noqa: E402
-SEED_DIR = SEED_MIDI
-SEED_NAMES = ["calm_0", "classic_0", "jazz_0", "pop_0"]
+from paths import CI_ENV, SBER_MIDI  # noqa: E402
+SBER_DIR = SBER_MIDI
+SBER_NAMES = ["calm_0", "classic_0", "jazz_0", "pop_0"]
 DRUMS = vocab.DRUMS_FAMILY
 TICK_S = 0.01
 
@@ -35,7 +35,7 @@ def _tick(seconds: float) -> int:
 
 
 def _vector(name: str) -> dict:
-    return json.loads((SEED_DIR / f"{name}.tokens.json").read_text())
+    return json.loads((SBER_DIR / f"{name}.tokens.json").read_text())
 
 
 def _write(pm: pretty_midi.PrettyMIDI, path: Path) -> Path:
@@ -84,44 +84,44 @@ def _assert_round_trip(notes: list[Note], tmp_path: Path, label: str) -> None:
         assert abs(d.end_s - end) <= TICK_S / 2 + 1e-9, f"{group} -> {d}, expected end {end}; {where}"
 
 
-# ------------------------------------------------------------------ seed compatibility
+# ------------------------------------------------------------------ Sber compatibility
 
 
-@pytest.mark.parametrize("name", SEED_NAMES)
-def test_seed_encoding_is_bit_exact(name):
-    assert midi_to_ids(SEED_DIR / f"{name}.mid", seed_compatible=True) == _vector(name)["tokens"]
+@pytest.mark.parametrize("name", SBER_NAMES)
+def test_sber_encoding_is_bit_exact(name):
+    assert midi_to_ids(SBER_DIR / f"{name}.mid", sber_compatible=True) == _vector(name)["tokens"]
 
 
-@pytest.mark.parametrize("name", SEED_NAMES)
-def test_seed_decoding_gives_the_seed_notes(name):
+@pytest.mark.parametrize("name", SBER_NAMES)
+def test_sber_decoding_gives_the_sber_notes(name):
     vector = _vector(name)
-    notes = ids_to_notes(vector["tokens"], seed_compatible=True)
+    notes = ids_to_notes(vector["tokens"], sber_compatible=True)
     got = [[n.pitch, round(n.start_s, 2), round(n.end_s, 2), n.velocity] for n in notes]
     assert got == vector["decoded_notes_pitch_start_end_velocity"]
 
 
-def test_seed_quirks_are_reproduced():
+def test_sber_quirks_are_reproduced():
     # 0.29 s and 0.58 s gaps encode one step short; every NOTE_ON has its VELOCITY; range 21..96.
     notes = [Note(60, 0.0, 0.29, 80), Note(62, 0.29, 0.87, 81), Note(20, 0.0, 1.0, 80), Note(97, 0, 1, 80)]
-    ids = notes_to_ids(notes, seed_compatible=True)
+    ids = notes_to_ids(notes, sber_compatible=True)
     assert ids == [276, 60, 315, 188, 276, 62, 344, 190]
     assert names(ids)[2] == "TIME_SHIFT(280ms)" and names(ids)[6] == "TIME_SHIFT(570ms)"
 
 
-def test_seed_mode_ignores_instrument_tokens_and_skips_drums():
+def test_sber_mode_ignores_instrument_tokens_and_skips_drums():
     notes = [Note(60, 0.0, 0.5, 64, 5), Note(36, 0.0, 0.1, 100, DRUMS)]
-    ids = notes_to_ids(notes, seed_compatible=True)
+    ids = notes_to_ids(notes, sber_compatible=True)
     assert ids == [272, 60, 337, 188]
-    decoded = ids_to_notes([vocab.INSTRUMENT + 4, *ids], seed_compatible=True)
+    decoded = ids_to_notes([vocab.INSTRUMENT + 4, *ids], sber_compatible=True)
     assert [(n.pitch, n.instrument, n.velocity) for n in decoded] == [(60, 0, 64)]
 
 
 # ------------------------------------------------------------------ default round trips
 
 
-@pytest.mark.parametrize("name", SEED_NAMES)
-def test_default_round_trip_on_seed_files(name, tmp_path):
-    _assert_round_trip(midi_to_notes(SEED_DIR / f"{name}.mid"), tmp_path, name)
+@pytest.mark.parametrize("name", SBER_NAMES)
+def test_default_round_trip_on_sber_files(name, tmp_path):
+    _assert_round_trip(midi_to_notes(SBER_DIR / f"{name}.mid"), tmp_path, name)
 
 
 def _score_to_midi(tmp_path: Path, name: str, programs: list[int] | None) -> Path:
@@ -179,7 +179,7 @@ def test_ids_survive_a_trip_through_a_midi_file(tmp_path):
     ids = notes_to_ids(_band())
     path = _write(ids_to_midi(ids), tmp_path / "band.mid")
     assert midi_to_ids(path) == ids
-    ids = midi_to_ids(SEED_DIR / "jazz_0.mid")
+    ids = midi_to_ids(SBER_DIR / "jazz_0.mid")
     assert midi_to_ids(_write(ids_to_midi(ids), tmp_path / "jazz.mid")) == ids
 
 
@@ -244,15 +244,15 @@ garbage = st.lists(st.one_of(st.integers(0, vocab.VOCAB_SIZE - 1), st.integers(-
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ids=garbage, seed_compatible=st.booleans())
-def test_any_ids_decode_to_a_midi_file_that_reads_back(ids, seed_compatible, tmp_path):
-    pm = ids_to_midi(ids, seed_compatible=seed_compatible)
+@given(ids=garbage, sber_compatible=st.booleans())
+def test_any_ids_decode_to_a_midi_file_that_reads_back(ids, sber_compatible, tmp_path):
+    pm = ids_to_midi(ids, sber_compatible=sber_compatible)
     path = tmp_path / "garbage.mid"
     pm.write(str(path))
     mido.MidiFile(str(path))
-    for n in ids_to_notes(ids, seed_compatible=seed_compatible):
+    for n in ids_to_notes(ids, sber_compatible=sber_compatible):
         assert 0 <= n.pitch <= 127 and 0 <= n.instrument < vocab.N_INSTRUMENTS and n.end_s >= n.start_s
-        assert seed_compatible or n.end_s > n.start_s
+        assert sber_compatible or n.end_s > n.start_s
 
 
 @settings(max_examples=100, deadline=None)
@@ -315,7 +315,7 @@ def test_augment_drops_notes_below_zero_and_tidies_tokens():
 
 @pytest.mark.parametrize("stretch", [0.95, 1.05, 0.5, 2.0])
 def test_augment_stretches_time(stretch):
-    notes = midi_to_notes(SEED_DIR / "classic_0.mid")
+    notes = midi_to_notes(SBER_DIR / "classic_0.mid")
     ids = notes_to_ids(notes)
     out = augment_ids(ids, stretch=stretch)
     assert seconds_of(out) == pytest.approx(seconds_of(ids) * stretch, abs=0.011)
@@ -365,10 +365,10 @@ def test_ids_to_midi_makes_one_named_instrument_per_family():
         ("piano", 0, False), ("bass", 33, False), ("strings", 40, False), ("drums", 0, True)]
 
 
-def test_zero_length_seed_notes_do_not_become_stuck_notes_in_the_file(tmp_path):
+def test_zero_length_sber_notes_do_not_become_stuck_notes_in_the_file(tmp_path):
     ids = [vocab.NOTE_ON + 60, vocab.NOTE_OFF + 60, vocab.TIME_SHIFT + 99, vocab.NOTE_ON + 62, vocab.NOTE_OFF + 62]
-    assert [(n.start_s, n.end_s) for n in ids_to_notes(ids, seed_compatible=True)] == [(0, 0), (1.0, 1.0)]
-    path = _write(ids_to_midi(ids, seed_compatible=True), tmp_path / "zero.mid")
+    assert [(n.start_s, n.end_s) for n in ids_to_notes(ids, sber_compatible=True)] == [(0, 0), (1.0, 1.0)]
+    path = _write(ids_to_midi(ids, sber_compatible=True), tmp_path / "zero.mid")
     notes = midi_to_notes(path)
     assert [(n.pitch, n.start_s, round(n.end_s, 3)) for n in notes] == [(60, 0.0, 0.01), (62, 1.0, 1.01)]
 
@@ -389,7 +389,7 @@ def _gen(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_gen_tokenize_prints_ids_and_names():
-    result = _gen("tokenize", str(SEED_DIR / "pop_0.mid"), "--seed-compatible")
+    result = _gen("tokenize", str(SBER_DIR / "pop_0.mid"), "--sber-compatible")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [int(x) for x in lines[1].split()] == _vector("pop_0")["tokens"]
@@ -397,10 +397,10 @@ def test_gen_tokenize_prints_ids_and_names():
 
 
 def test_gen_tokenize_json():
-    result = _gen("tokenize", str(SEED_DIR / "calm_0.mid"), "--json")
+    result = _gen("tokenize", str(SBER_DIR / "calm_0.mid"), "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["ids"] == midi_to_ids(SEED_DIR / "calm_0.mid")
+    assert record["ids"] == midi_to_ids(SBER_DIR / "calm_0.mid")
     assert record["encoding"] == "default" and record["seconds"] == seconds_of(record["ids"])
 
 

@@ -19,15 +19,15 @@ from generator.tokens.tokenizer import midi_to_ids
 from generator.model.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,
                              learning_rate, train, train_pieces)
 
-from paths import SEED_MIDI
+from paths import SBER_MIDI
 
 
 
-def write_seed_midi_corpus(data_dir: Path) -> None:
-    """A real corpus in the shard format from the four seed MIDI files: 80/10/10 % of each piece."""
+def write_sber_midi_corpus(data_dir: Path) -> None:
+    """A real corpus in the shard format from the four Sber MIDI files: 80/10/10 % of each piece."""
     splits: dict[str, list] = {"train": [], "valid": [], "test": []}
     rows = []
-    for midi in sorted(SEED_MIDI.glob("*.mid")):
+    for midi in sorted(SBER_MIDI.glob("*.mid")):
         ids, genre = midi_to_ids(midi), midi.stem.split("_")[0]
         a, b = int(len(ids) * 0.8), int(len(ids) * 0.9)
         for split, part in (("train", ids[:a]), ("valid", ids[a:b]), ("test", ids[b:])):
@@ -44,7 +44,7 @@ def write_seed_midi_corpus(data_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
-    write_seed_midi_corpus(data_dir)
+    write_sber_midi_corpus(data_dir)
     return data_dir
 
 
@@ -223,7 +223,7 @@ def test_minutes_budget_stops_at_a_checkpoint_that_resumes(corpus, tmp_path):
 def test_resume_refuses_changed_data(corpus, tmp_path):
     train(_opts(corpus, tmp_path / "run", max_steps=1))
     changed = tmp_path / "data"
-    write_seed_midi_corpus(changed)
+    write_sber_midi_corpus(changed)
     write_shard(shard_path(changed, "train"), [[1, 2, 3]], ["jazz"], [0])
     with pytest.raises(InputError, match="data changed"):
         train(_opts(changed, tmp_path / "run", resume=True, max_steps=2))
@@ -271,11 +271,11 @@ def test_init_warm_starts_from_the_parent_and_records_the_lineage(corpus, tmp_pa
     assert lines["steps, all runs"].strip() == "7" and str(child.model_path) in lines["warm start from"]
 
 
-def test_init_refuses_a_seed_checkpoint_and_absolute(corpus, tmp_path):
+def test_init_refuses_a_sber_checkpoint_and_absolute(corpus, tmp_path):
     from paths import VECTORS
 
     with pytest.raises(CheckpointError, match="--init takes a `gen train` checkpoint"):
-        train(_opts(corpus, tmp_path / "a", init=str(VECTORS / "seed_tiny_state_dict.pt")))
+        train(_opts(corpus, tmp_path / "a", init=str(VECTORS / "sber_tiny_state_dict.pt")))
     parent = train(_opts(corpus, tmp_path / "parent", max_steps=1))
     with pytest.raises(InputError, match="drop --absolute"):
         train(_opts(corpus, tmp_path / "b", init=str(parent.model_path), absolute=True))

@@ -30,7 +30,7 @@ def evaluate(
                                          "probability mass (1 = off).")] = 1.0,
     at_least_k: Annotated[int, typer.Option("--at-least-k", min=1, help="Always keep this many tokens.")] = 1,
     rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated "
-                                              "pitch (0 = off; the seed used 0.05).")] = 0.0,
+                                              "pitch (0 = off; Sber used 0.05).")] = 0.0,
     rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty regained per "
                                                     "second of music.")] = 0.7,
     beam_width: Annotated[int, typer.Option("--beam-width", min=1, help="Beam search width (1 = sampling).")] = 1,

@@ -14,7 +14,7 @@ def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) ->
 
 def calibrate_loops(
     data: Annotated[Path, typer.Option("--data", help="Data folder holding shards/test.npz.")] = Path("data"),
-    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid pieces that must pass (e.g. the seed's samples).")] = None,
+    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid pieces that must pass (e.g. Sber's samples).")] = None,
     max_false_rejection: Annotated[float, typer.Option("--max-false-rejection", help="Share of real pieces a genre's limits may reject.")] = 0.05,
 ) -> None:
     """Measure the detectors on real music and print per-genre limits (a table for docs/sampling.md)."""

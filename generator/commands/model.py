@@ -203,7 +203,7 @@ def _parent(init: dict) -> str:
 
 
 def info(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint file (ours or a seed-format "
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint file (ours or a Sber-format "
                                                          "state_dict). Default: the shipped model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:

@@ -1,4 +1,4 @@
-"""`gen sample`: one MIDI file from a checkpoint (ours or seed-format), optionally continuing a primer."""
+"""`gen sample`: one MIDI file from a checkpoint (ours or Sber-format), optionally continuing a primer."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ def sample(
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus: smallest set with this much probability (1 = off).")] = 1.0,
     topp_temperature: Annotated[float, typer.Option("--topp-temperature", help="Temperature of the distribution the nucleus is cut from.")] = 1.0,
     at_least_k: Annotated[int, typer.Option("--at-least-k", help="Always keep the k most likely tokens.")] = 1,
-    rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated note (0 = off; the seed used 0.05).")] = 0.0,
+    rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated note (0 = off; Sber used 0.05).")] = 0.0,
     rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty restored per second of music.")] = 0.7,
     beam_width: Annotated[int, typer.Option("--beam-width", help="Beam search width (1 = sampling); for short continuations.")] = 1,
     length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = log p / length ** this.")] = 1.0,
-    seed_compatible: Annotated[bool, typer.Option("--seed-compatible", help="Filter in the seed system's exact order.")] = False,
+    sber_compatible: Annotated[bool, typer.Option("--sber-compatible", "--seed-compatible", help="Filter in Sber's exact order.")] = False,
     genre_guidance: Annotated[float, typer.Option("--genre-guidance", help="Classifier-free genre guidance: push each step away from the model's unconditioned prediction by this much (0 = off; needs a model trained with --genre-dropout; twice the model work).")] = 0.0,
 ) -> None:
     """Sample one track to a MIDI file."""
@@ -48,7 +48,7 @@ def sample(
                          f"(or {', '.join(vocab.GENRE_ALIASES)})") from None
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, topp_temperature=topp_temperature,
                             at_least_k=at_least_k, rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed,
-                            beam_width=beam_width, length_penalty=length_penalty, seed_compatible=seed_compatible,
+                            beam_width=beam_width, length_penalty=length_penalty, sber_compatible=sber_compatible,
                             genre_guidance=genre_guidance)
     if device != "cpu" and not device.startswith("cuda"):
         raise GeneratorError(f"--device {device!r}: use cpu or cuda")
@@ -64,9 +64,9 @@ def sample(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
     model, _ = load_checkpoint(checkpoint or SHIPPED_CHECKPOINT, map_location=device)
-    seed_vocab = model.config.vocab_size <= vocab.INSTRUMENT
+    sber_vocab = model.config.vocab_size <= vocab.INSTRUMENT
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
-                                                            seed_compatible=seed_vocab)
+                                                            sber_compatible=sber_vocab)
     request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
                                 max_note_s=release_after_s(LoopLimits.for_genre(genre), genre))
     result = generate(model, [request], device=device, batch_size=1)[0]

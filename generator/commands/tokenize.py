@@ -15,9 +15,9 @@ def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) ->
 
 def tokenize(
     file: Annotated[Path, typer.Argument(help="MIDI file to encode.", show_default=False)],
-    seed_compatible: Annotated[
+    sber_compatible: Annotated[
         bool,
-        typer.Option("--seed-compatible", help="Use the seed system's encoding (piano range, no INSTRUMENT tokens)."),
+        typer.Option("--sber-compatible", "--seed-compatible", help="Use Sber's encoding (piano range, no INSTRUMENT tokens)."),
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (file, encoding, seconds, ids) instead of text.")
@@ -26,8 +26,8 @@ def tokenize(
     """Print the token ids of a MIDI file; without --json also their readable names."""
     from generator.tokens import tokenizer
 
-    ids = tokenizer.midi_to_ids(file, seed_compatible=seed_compatible)
-    encoding = "seed" if seed_compatible else "default"
+    ids = tokenizer.midi_to_ids(file, sber_compatible=sber_compatible)
+    encoding = "seed" if sber_compatible else "default"
     seconds = tokenizer.seconds_of(ids)
     if as_json:
         record = {"file": str(file), "encoding": encoding, "n_tokens": len(ids), "seconds": seconds, "ids": ids}

@@ -366,7 +366,7 @@ def run_eval(model, params, settings: EvalSettings, data_dir, device: str = "cpu
     stage("held-out NLL")
     if model.config.vocab_size >= vocab.VOCAB_SIZE:
         nll = evaluate_nll(model, test.path, device, max_tokens_per_genre=settings.nll_tokens_per_genre)
-    else:  # a seed-format model cannot read the shards' INSTRUMENT tokens
+    else:  # a Sber-format model cannot read the shards' INSTRUMENT tokens
         log.warning("held-out NLL skipped: the model's vocabulary (%d) lacks the INSTRUMENT tokens",
                     model.config.vocab_size)
         nll = {}

@@ -62,7 +62,7 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
             for name in SAMPLED
         }
         sampling["pitch_range"] = tuple(recipe.sampling.pitch_range)
-        sampling["seed_compatible"] = recipe.sampling.seed_compatible
+        sampling["sber_compatible"] = recipe.sampling.sber_compatible
         title = recipe.title_template.format(n=index + 1, name=recipe.name, genre=genre).strip()
         plans.append(TrackPlan(index, f"{slug}_{index + 1:0{width}d}", genre, seed, duration_s,
                                sampling, title))

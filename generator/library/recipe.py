@@ -91,7 +91,7 @@ class Sampling(_Section):
     genre_guidance: Annotated[FloatRange, _v(rf.range_field(
         integer=False, lo=0, hi=10, example="1.0", example_range="[0.5, 1.5]"))] = (0.0, 0.0)
     pitch_range: Annotated[IntRange, _v(_pitch_range)] = (21, 96)
-    seed_compatible: bool = False
+    sber_compatible: bool = False
     primer: Primer | None = None
 
 
@@ -163,7 +163,7 @@ class Recipe(_Section):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str, info: ValidationInfo) -> str:
-        # Our checkpoints and the seed system's state_dicts are told apart by their content.
+        # Our checkpoints and Sber's state_dicts are told apart by their content.
         return str(_input_file(value, info, "checkpoint",
                                "train one first, or point `model:` at a .pt checkpoint"))
 

@@ -1,7 +1,7 @@
 """Causal self-attention with relative position logits (Huang et al. 2018) and a KV cache.
 
 The relative term for query i and key j <= i is q_i . Er[M - 1 - (i - j)], where Er (M x head_dim)
-holds one learned vector per distance 0..M-1 (stored reversed, as in the seed system). Full-sequence
+holds one learned vector per distance 0..M-1 (stored reversed, as in the Sber system). Full-sequence
 attention computes it with the memory-efficient "skew" (pad + reshape + slice of Q Er^T), which
 needs O(L D) extra memory instead of the O(L^2 D) of gathering one Er row per (i, j) pair.
 In step mode (new queries over a cache) it is a gather from a slice of Q Er^T, no skew needed.

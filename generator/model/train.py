@@ -361,7 +361,7 @@ class Trainer:
         data = read_checkpoint(path)
         if data.get("format") != FORMAT or "config" not in data or "model" not in data:
             raise CheckpointError(f"{path}: --init takes a `gen train` checkpoint (model.pt or "
-                                  "checkpoint.pt); a seed-format state_dict cannot be trained on here")
+                                  "checkpoint.pt); a Sber-format state_dict cannot be trained on here")
         if opts.absolute:
             raise InputError("--init and --absolute: the model's positions come from the --init checkpoint; "
                              "drop --absolute")

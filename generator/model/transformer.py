@@ -1,6 +1,6 @@
-"""MusicTransformer and ModelConfig; self-describing checkpoints (ours) and seed-format state_dicts.
+"""MusicTransformer and ModelConfig; self-describing checkpoints (ours) and Sber-format state_dicts.
 
-A checkpoint stores its config, so it rebuilds its own model. The seed system's released
+A checkpoint stores its config, so it rebuilds its own model. Sber's released
 state_dicts (Sber AI music-composer) load too: their layout is detected by key names and their
 config inferred from tensor shapes.
 """
@@ -38,13 +38,13 @@ class ModelConfig:
     d_ff: int = 1024
     max_seq: int = 512
     dropout: float = 0.1
-    norm_first: bool = True  # pre-LN (ours) vs post-LN + final LN (seed)
-    absolute_pe: bool = False  # sinusoidal absolute positions added to the embedding (seed)
+    norm_first: bool = True  # pre-LN (ours) vs post-LN + final LN (Sber)
+    absolute_pe: bool = False  # sinusoidal absolute positions added to the embedding (Sber)
     relative: bool = True  # relative attention logits (skew)
     tie_embeddings: bool = True
-    shared_er: bool = False  # one Er per layer shared by all heads (seed) vs one per head
+    shared_er: bool = False  # one Er per layer shared by all heads (Sber) vs one per head
     # Multiply embeddings by sqrt(d_model) before adding absolute PE (Vaswani et al.). With our
-    # std-0.02 init the unit-amplitude sinusoids otherwise drown the tokens (the seed does not scale).
+    # std-0.02 init the unit-amplitude sinusoids otherwise drown the tokens (Sber does not scale).
     scale_embedding: bool = False
     # Trained on some windows with NO_GENRE in place of the genre token (gen train --genre-dropout),
     # so it also predicts unconditioned: what classifier-free genre guidance contrasts with.
@@ -65,9 +65,9 @@ class ModelConfig:
         return cls()
 
     @classmethod
-    def seed(cls, d_model: int, n_layers: int, n_heads: int, d_ff: int, max_seq: int,
-             vocab_size: int = vocab.SEED_VOCAB_SIZE, relative: bool = True) -> ModelConfig:
-        """The seed system's architecture (its 103M release: 1024, 12, 16, 2048, 2048)."""
+    def sber(cls, d_model: int, n_layers: int, n_heads: int, d_ff: int, max_seq: int,
+             vocab_size: int = vocab.SBER_VOCAB_SIZE, relative: bool = True) -> ModelConfig:
+        """Sber's architecture (its 103M release: 1024, 12, 16, 2048, 2048)."""
         return cls(vocab_size=vocab_size, n_layers=n_layers, n_heads=n_heads, d_model=d_model,
                    d_ff=d_ff, max_seq=max_seq, dropout=0.1, norm_first=False, absolute_pe=True,
                    relative=relative, tie_embeddings=False, shared_er=True)
@@ -82,7 +82,7 @@ class ModelConfig:
 
 
 def sinusoidal_positions(length: int, d_model: int) -> Tensor:
-    """(length, d_model) sin on even, cos on odd dimensions (Vaswani et al.; the seed's formula)."""
+    """(length, d_model) sin on even, cos on odd dimensions (Vaswani et al.; Sber's formula)."""
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
     div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
     pe = torch.zeros(length, d_model)
@@ -183,7 +183,7 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
         "format_version": FORMAT_VERSION,
         "config": asdict(config),
         "vocab": {"size": config.vocab_size,
-                  "encoding": "seed" if config.vocab_size == vocab.SEED_VOCAB_SIZE else "default"},
+                  "encoding": "seed" if config.vocab_size == vocab.SBER_VOCAB_SIZE else "default"},
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta),
     }
@@ -204,7 +204,7 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """The raw checkpoint dict (ours or a seed state_dict); CheckpointError if missing/corrupt."""
+    """The raw checkpoint dict (ours or a Sber state_dict); CheckpointError if missing/corrupt."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; train one with `gen train` or pass an existing file")
@@ -228,20 +228,20 @@ def _reason(error: Exception) -> str:
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, n_heads: int | None = None
                     ) -> tuple[MusicTransformer, dict]:
-    """Load our format or a seed-format state_dict -> (model in eval mode, meta).
+    """Load our format or a Sber-format state_dict -> (model in eval mode, meta).
 
-    `n_heads` overrides the head count of a seed state_dict without relative attention (its
-    shapes cannot tell; the default is the seed's 16 heads for d_model 1024).
+    `n_heads` overrides the head count of a Sber state_dict without relative attention (its
+    shapes cannot tell; the default is Sber's 16 heads for d_model 1024).
     """
     data = read_checkpoint(path, map_location)
     if data.get("format") == FORMAT:
         model, meta = _from_ours(path, data)
     elif "embedding.weight" in data and "Wout.weight" in data:
-        model, meta = _from_seed(path, data, n_heads)
+        model, meta = _from_sber(path, data, n_heads)
     else:
         keys = ", ".join(list(data)[:4])
         raise CheckpointError(f"{path}: unknown checkpoint format (keys {keys}); expected a `gen train` "
-                              "checkpoint or a seed music-composer state_dict")
+                              "checkpoint or a Sber music-composer state_dict")
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     return model.eval(), meta
 
@@ -264,7 +264,7 @@ def _from_ours(path: Path, data: dict) -> tuple[MusicTransformer, dict]:
     return model, meta
 
 
-_SEED_RENAMES = [
+_SBER_RENAMES = [
     (r"^embedding\.", "embed."),
     (r"^transformer\.encoder\.layers\.(\d+)\.self_attn\.in_proj_weight$", r"blocks.\1.attn.qkv.weight"),
     (r"^transformer\.encoder\.layers\.(\d+)\.self_attn\.in_proj_bias$", r"blocks.\1.attn.qkv.bias"),
@@ -278,8 +278,8 @@ _SEED_RENAMES = [
 ]
 
 
-def seed_config(state: dict, n_heads: int | None = None) -> ModelConfig:
-    """Infer the seed architecture from a state_dict's shapes."""
+def sber_config(state: dict, n_heads: int | None = None) -> ModelConfig:
+    """Infer the Sber architecture from a state_dict's shapes."""
     vocab_size, d_model = state["embedding.weight"].shape
     layers = {int(m.group(1)) for k in state if (m := re.match(r"transformer\.encoder\.layers\.(\d+)\.", k))}
     er = state.get("transformer.encoder.layers.0.self_attn.Er")
@@ -294,19 +294,19 @@ def seed_config(state: dict, n_heads: int | None = None) -> ModelConfig:
         n_heads = 16
     max_seq = state["positional_encoding.pe"].shape[0] if "positional_encoding.pe" in state else er.shape[0]
     d_ff = state["transformer.encoder.layers.0.linear1.weight"].shape[0]
-    return ModelConfig.seed(d_model=d_model, n_layers=len(layers), n_heads=n_heads, d_ff=d_ff,
+    return ModelConfig.sber(d_model=d_model, n_layers=len(layers), n_heads=n_heads, d_ff=d_ff,
                             max_seq=max_seq, vocab_size=vocab_size, relative=er is not None)
 
 
-def _from_seed(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTransformer, dict]:
+def _from_sber(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTransformer, dict]:
     try:
-        config = seed_config(state, n_heads)
+        config = sber_config(state, n_heads)
         renamed = {}
         for key, value in state.items():
             if key == "positional_encoding.pe":
                 continue
             new = key
-            for pattern, replacement in _SEED_RENAMES:
+            for pattern, replacement in _SBER_RENAMES:
                 new = re.sub(pattern, replacement, new)
             renamed[new] = value
         model = MusicTransformer(config)
@@ -314,9 +314,9 @@ def _from_seed(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTrans
         if "positional_encoding.pe" in state:  # use the stored table bit for bit
             model.pe.copy_(state["positional_encoding.pe"].reshape(config.max_seq, config.d_model))
     except (KeyError, ValueError, RuntimeError, AttributeError) as error:
-        raise CheckpointError(f"{path}: seed-format state_dict does not fit the seed architecture "
+        raise CheckpointError(f"{path}: Sber-format state_dict does not fit the Sber architecture "
                               f"({str(error).splitlines()[0][:120]}); pass n_heads or check the file") from None
-    log.info("%s: seed-format state_dict, inferred %s", path, config.describe())
-    meta = {"source": "seed music-composer state_dict", "vocab": {"size": config.vocab_size, "encoding": "seed"}}
+    log.info("%s: Sber-format state_dict, inferred %s", path, config.describe())
+    meta = {"source": "Sber music-composer state_dict", "vocab": {"size": config.vocab_size, "encoding": "seed"}}
     return model, meta
 

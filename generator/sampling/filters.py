@@ -1,9 +1,9 @@
 """Logit filters: pure `logits (B, V) -> logits (B, V)` functions, and the two orders they run in.
 
 A filtered-out token gets -inf; the softmax of what comes out is the sampling distribution.
-`filter_logits` is our order; `seed_filter_logits` reproduces the seed system's order exactly
+`filter_logits` is our order; `sber_filter_logits` reproduces Sber's order exactly
 (docs/sampling.md gives both, step by step). The repetition-penalty table is per row: a row's
-notes never lower another row's multipliers (the seed's batch version leaks them).
+notes never lower another row's multipliers (Sber's batch version leaks them).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from generator.tokens import vocab
 from generator.errors import InputError
 
 NEG_INF = float("-inf")
-SEED_PITCH_RANGE = (21, 96)  # the seed's whitelist (piano range as its encoder keeps it)
+SBER_PITCH_RANGE = (21, 96)  # Sber's whitelist (piano range as its encoder keeps it)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class SamplingParams:
     pitch_range: tuple[int, int] | None = None
     beam_width: int = 1
     length_penalty: float = 1.0
-    seed_compatible: bool = False
+    sber_compatible: bool = False
     genre_guidance: float = 0.0  # classifier-free guidance: 0 off; w in cond + w * (cond - uncond)
 
     def __post_init__(self) -> None:
@@ -48,9 +48,9 @@ class SamplingParams:
         _check(_is_int(self.at_least_k) and self.at_least_k >= 1, "at_least_k", self.at_least_k,
                "use a whole number >= 1")
         _check(0 <= self.rp_penalty <= 1, "rp_penalty", self.rp_penalty,
-               "use a number in [0, 1] (0 = off; the seed used 0.05)")
+               "use a number in [0, 1] (0 = off; Sber used 0.05)")
         _check(0 <= self.rp_restore_speed < math.inf, "rp_restore_speed", self.rp_restore_speed,
-               "use a number >= 0 (multiplier regained per second of music; the seed used 0.7)")
+               "use a number >= 0 (multiplier regained per second of music; Sber used 0.7)")
         if self.pitch_range is not None:
             ok = (len(self.pitch_range) == 2 and all(_is_int(p) for p in self.pitch_range)
                   and 0 <= self.pitch_range[0] <= self.pitch_range[1] <= 127)
@@ -59,13 +59,13 @@ class SamplingParams:
                "use a whole number >= 1 (1 = sampling)")
         _check(self.length_penalty >= 0 and math.isfinite(self.length_penalty), "length_penalty",
                self.length_penalty, "use a number >= 0 (0 = raw log-probability)")
-        _check(isinstance(self.seed_compatible, bool), "seed_compatible", self.seed_compatible,
+        _check(isinstance(self.sber_compatible, bool), "sber_compatible", self.sber_compatible,
                "use true or false")
         _check(0 <= self.genre_guidance <= 10 and math.isfinite(self.genre_guidance), "genre_guidance",
                self.genre_guidance, "use a number in [0, 10] (0 = off; 1 doubles the genre's pull)")
-        _check(self.genre_guidance == 0 or (self.beam_width == 1 and not self.seed_compatible),
+        _check(self.genre_guidance == 0 or (self.beam_width == 1 and not self.sber_compatible),
                "genre_guidance", self.genre_guidance,
-               "genre guidance is for sampling with our own models: use beam_width 1 and seed_compatible false")
+               "genre guidance is for sampling with our own models: use beam_width 1 and sber_compatible false")
 
 
 def _is_int(value: object) -> bool:
@@ -102,7 +102,7 @@ def top_p(logits: torch.Tensor, p: float, *, topp_temperature: float = 1.0,
     """Nucleus filter on softmax(logits / topp_temperature), most likely first.
 
     keep_crossing=True (ours): keep each token whose preceding mass is < p, so the token that
-    takes the sum to p is kept. False (the seed): keep tokens while the cumulative sum, the
+    takes the sum to p is kept. False (Sber): keep tokens while the cumulative sum, the
     token's own mass included, is strictly below p, so the crossing token is dropped.
     """
     if p >= 1.0:
@@ -144,17 +144,17 @@ def new_rp_table(batch: int, device: torch.device | str = "cpu") -> torch.Tensor
 
 
 def rp_update(table: torch.Tensor, tokens: torch.Tensor, penalty: float, restore_speed: float,
-              *, seed_compatible: bool = False) -> torch.Tensor:
+              *, sber_compatible: bool = False) -> torch.Tensor:
     """The table after each row emitted tokens[b]: a NOTE_ON(p) lowers table[b, p] by `penalty`;
     a TIME_SHIFT of s seconds raises all of row b by s * restore_speed; clamped to [0, 1].
 
-    seed_compatible counts a shift of k+1 steps as k/100 s and any token from END up as 1 s, as
-    the seed's update does; it never touches other rows (the seed's batch version does).
+    sber_compatible counts a shift of k+1 steps as k/100 s and any token from END up as 1 s, as
+    Sber's update does; it never touches other rows (Sber's batch version does).
     """
     tokens = tokens.to(table.device).long()  # (B,)
     steps = (tokens - vocab.TIME_SHIFT).clamp(0, vocab.N_TIME_SHIFTS).float()  # k for TIME_SHIFT(k)
     is_shift = (tokens >= vocab.TIME_SHIFT) & (tokens < vocab.END)
-    if seed_compatible:
+    if sber_compatible:
         seconds = torch.where(tokens >= vocab.TIME_SHIFT, steps / 100.0, torch.zeros_like(steps))
     else:
         seconds = torch.where(is_shift, (steps + 1) * vocab.TIME_SHIFT_STEP_MS / 1000.0,
@@ -174,8 +174,8 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.
     softmax(l / topp_temperature) (crossing token kept) and top-k -> at_least_k restores the k
     most likely -> temperature. A row whose tokens the penalty removed entirely is sampled unpenalised.
     """
-    if params.seed_compatible:
-        return seed_filter_logits(logits, params, rp_table, allowed)
+    if params.sber_compatible:
+        return sber_filter_logits(logits, params, rp_table, allowed)
     out = logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
     if params.pitch_range is not None:
         out = pitch_range_mask(out, *params.pitch_range)
@@ -191,14 +191,14 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.
     return apply_temperature(out, params.temperature)
 
 
-def seed_filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.Tensor | None = None,
+def sber_filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: torch.Tensor | None = None,
                        allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """The seed's order: mask pitches outside 21..96 (NOTE_ON and NOTE_OFF); p = softmax(l /
+    """Sber's order: mask pitches outside 21..96 (NOTE_ON and NOTE_OFF); p = softmax(l /
     topp_temperature); top-k of p; top-p keeps tokens while the cumulative sum < top_p (crossing
     dropped); at_least_k forces the k most likely back in; temperature on the survivors' logits;
-    repetition penalty on their probabilities with the seed's two fallbacks (the rest of the
+    repetition penalty on their probabilities with Sber's two fallbacks (the rest of the
     top-k unpenalised, then the top-p set unpenalised)."""
-    lo, hi = SEED_PITCH_RANGE
+    lo, hi = SBER_PITCH_RANGE
     if params.pitch_range is not None:
         lo, hi = max(lo, params.pitch_range[0]), min(hi, params.pitch_range[1])
     out = logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
@@ -210,17 +210,17 @@ def seed_filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: t
     keep[:, :params.at_least_k] = True
     kept = out.gather(-1, idxs).masked_fill(~keep, NEG_INF) / params.temperature  # (B, k)
     if rp_table is not None and params.rp_penalty > 0:
-        kept = _seed_penalty(kept, p_topk, keep, idxs, rp_table)
+        kept = _sber_penalty(kept, p_topk, keep, idxs, rp_table)
     return torch.full_like(out, NEG_INF).scatter(-1, idxs, kept)
 
 
-def _seed_penalty(kept: torch.Tensor, p_topk: torch.Tensor, keep: torch.Tensor, idxs: torch.Tensor,
+def _sber_penalty(kept: torch.Tensor, p_topk: torch.Tensor, keep: torch.Tensor, idxs: torch.Tensor,
                   table: torch.Tensor) -> torch.Tensor:
     is_note = idxs < vocab.N_PITCHES
     mult = torch.where(is_note, table.gather(-1, idxs.clamp(max=vocab.N_PITCHES - 1)), torch.ones_like(p_topk))
     penalised = torch.log_softmax(kept, dim=-1) + torch.log(mult)
     dead = torch.isneginf(penalised).all(-1, keepdim=True)
-    rest_of_topk = torch.log(p_topk).masked_fill(keep, NEG_INF)  # the seed's first fallback
+    rest_of_topk = torch.log(p_topk).masked_fill(keep, NEG_INF)  # Sber's first fallback
     out = torch.where(dead, rest_of_topk, penalised)
     dead = torch.isneginf(out).all(-1, keepdim=True)
     return torch.where(dead, kept, out)  # the second fallback: top-p set, no penalty

@@ -145,8 +145,8 @@ def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], dev
 
 def _new_row(index: int, request: GenerationRequest, vocab_size: int) -> RowState:
     if any(int(t) >= vocab_size for t in request.primer_ids):
-        raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a seed-format "
-                         "checkpoint has no INSTRUMENT tokens): make the primer in the seed encoding")
+        raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a Sber-format "
+                         "checkpoint has no INSTRUMENT tokens): make the primer in the Sber encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
                    request.ending, request.seed, vocab_size, request.max_note_s, request.instruments)
     if row.ticks >= row.target_ticks:
@@ -191,7 +191,7 @@ def _filtered(logits: torch.Tensor, rows: list[RowState], params: list[SamplingP
     out = torch.empty_like(logits)
     for p, idx in _by_params(params, logits.device).items():
         out[idx] = filter_logits(logits[idx], p, rp_table[idx], allowed[idx])
-    dead = torch.isneginf(out).all(-1)  # a filter left nothing (e.g. the seed's pitch mask)
+    dead = torch.isneginf(out).all(-1)  # a filter left nothing (e.g. Sber's pitch mask)
     if bool(dead.any()):
         out[dead] = logits[dead].masked_fill(~allowed[dead], float("-inf"))
         still = torch.isneginf(out).all(-1)  # the model gives no mass to any allowed token
@@ -211,7 +211,7 @@ def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[Sampli
     for p, idx in _by_params(params, rp_table.device).items():
         if p.rp_penalty > 0:
             rp_table[idx] = rp_update(rp_table[idx], tokens[idx], p.rp_penalty, p.rp_restore_speed,
-                                      seed_compatible=p.seed_compatible)
+                                      sber_compatible=p.sber_compatible)
     return rp_table
 
 
@@ -309,7 +309,7 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
         if params.rp_penalty > 0:
             last = torch.tensor([b.tokens[-1] for b in alive], device=device)
             rp_table = rp_update(rp_table, last, params.rp_penalty, params.rp_restore_speed,
-                                 seed_compatible=params.seed_compatible)
+                                 sber_compatible=params.sber_compatible)
         beams = alive
     pool = done or beams
     return max(pool, key=lambda b: b.score / max(1, b.n_new) ** params.length_penalty)
@@ -327,14 +327,14 @@ def _fork(row: RowState, score: float) -> RowState:
 
 # ---- primers ----------------------------------------------------------------------------------
 
-def primer_from_midi(path, seconds: float, from_end: bool = False, *, seed_compatible: bool = False,
+def primer_from_midi(path, seconds: float, from_end: bool = False, *, sber_compatible: bool = False,
                      max_tokens: int = MAX_PRIMER_TOKENS) -> tuple[int, ...]:
     """Ids of the first (or last) `seconds` of a MIDI file, at most `max_tokens`, to continue from.
 
     From the start, the cut falls before the first time shift past `seconds`; notes sounding
     there stay open for the model to release. From the end, notes starting in the last `seconds`
     are kept and shifted to start at 0. Too many tokens: the window shrinks until they fit.
-    `seed_compatible` makes seed-encoding ids (no INSTRUMENT tokens) for a seed-format model.
+    `sber_compatible` makes Sber-encoding ids (no INSTRUMENT tokens) for a Sber-format model.
     """
     from generator.tokens.tokenizer import midi_to_notes, notes_to_ids
 
@@ -344,8 +344,8 @@ def primer_from_midi(path, seconds: float, from_end: bool = False, *, seed_compa
     if not notes:
         raise InputError(f"{path}: the MIDI file has no notes to use as a primer; fix: pick another file")
     if from_end:
-        return _primer_from_end(notes, seconds, seed_compatible, max_tokens)
-    ids = _cut_at(notes_to_ids(notes, seed_compatible=seed_compatible), round(seconds * 100), max_tokens)
+        return _primer_from_end(notes, seconds, sber_compatible, max_tokens)
+    ids = _cut_at(notes_to_ids(notes, sber_compatible=sber_compatible), round(seconds * 100), max_tokens)
     if not ids:
         raise InputError(f"{path}: no notes in the first {seconds} s; fix: use a longer --primer-seconds")
     return tuple(ids)
@@ -367,7 +367,7 @@ def _cut_at(ids: list[int], max_ticks: int, max_tokens: int) -> list[int]:
     return list(ids[:cut])
 
 
-def _primer_from_end(notes: list, seconds: float, seed_compatible: bool, max_tokens: int) -> tuple[int, ...]:
+def _primer_from_end(notes: list, seconds: float, sber_compatible: bool, max_tokens: int) -> tuple[int, ...]:
     from dataclasses import replace as dc_replace
 
     from generator.tokens.tokenizer import notes_to_ids
@@ -380,7 +380,7 @@ def _primer_from_end(notes: list, seconds: float, seed_compatible: bool, max_tok
             raise InputError(f"no primer of at most {max_tokens} tokens fits the last {seconds} s")
         first = min(n.start_s for n in kept)
         ids = notes_to_ids([dc_replace(n, start_s=n.start_s - first, end_s=n.end_s - first) for n in kept],
-                           seed_compatible=seed_compatible)
+                           sber_compatible=sber_compatible)
         if len(ids) <= max_tokens:
             return tuple(ids)
         start = first + (end - first) * (1 - max_tokens / len(ids)) + 0.01

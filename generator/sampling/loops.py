@@ -2,7 +2,7 @@
 
 Each detector measures one statistic of the decoded notes (`measure`) and fires when it passes
 its limit in `LoopLimits`. The per-genre limits in GENRE_LIMITS come from `calibrate` on real
-music (the seed's four sample files and the held-out test shard), chosen so that at most 5% of
+music (Sber's four sample files and the held-out test shard), chosen so that at most 5% of
 real pieces of a genre are rejected; docs/sampling.md records the numbers.
 """
 
@@ -32,7 +32,7 @@ class LoopLimits:
     min_notes_per_s: float = 0.5  # ...or a sparser track than this
     max_note_s: float = 8.0  # stuck_note: one note held longer
     max_silence_s: float = 3.0  # long_silence: nothing sounding for this long inside the track
-    max_glued_fraction: float = 0.9  # glued_notes: the seed's rule (gap < 10 ms between same-pitch notes)
+    max_glued_fraction: float = 0.9  # glued_notes: Sber's rule (gap < 10 ms between same-pitch notes)
     hammer_window_notes: int = 32
     max_hammer_share: float = 0.5  # hammered_pitch: one pitch's share of the onsets in any window
     phrase_notes: int = 8
@@ -118,7 +118,7 @@ def _pitched(notes: Sequence) -> list:
 
 
 def glued_fraction(notes: Sequence, threshold_s: float = 0.01) -> float:
-    """The seed's measure: of consecutive notes of one pitch, the share whose gap is < 10 ms."""
+    """Sber's measure: of consecutive notes of one pitch, the share whose gap is < 10 ms."""
     pitched = sorted(_pitched(notes), key=lambda n: (n.pitch, n.start_s))
     gaps = [b.start_s - a.end_s for a, b in zip(pitched, pitched[1:]) if a.pitch == b.pitch]
     return float(np.mean(np.array(gaps) < threshold_s)) if gaps else 0.0
@@ -264,7 +264,7 @@ def calibrate(pieces: Iterable[tuple[str, Sequence]], *, anchors: Iterable[tuple
 
     Each limit starts at `base` and is loosened only as far as needed (times `margin`) so that at
     most `max_false_rejection` of a genre's pieces are rejected, by all detectors together.
-    `anchors` (e.g. the seed's sample files) are pieces of the calibration that must never be
+    `anchors` (e.g. Sber's sample files) are pieces of the calibration that must never be
     rejected: limits are loosened further until they pass.
     """
     stats: dict[str, list[LoopStats]] = {}
@@ -342,14 +342,14 @@ def calibration_table(result: dict[str, GenreCalibration]) -> str:
 
 
 
-def calibration_pieces(seed_midi_dir: str | Path | None = None,
+def calibration_pieces(sber_midi_dir: str | Path | None = None,
                        test_shard: str | Path | None = None) -> Iterator[tuple[str, list[int]]]:
-    """(genre, ids) of real music: the seed's sample files (`<genre>_N.mid`) and the held-out
+    """(genre, ids) of real music: Sber's sample files (`<genre>_N.mid`) and the held-out
     pieces of a test shard (data/shards/test.npz); either source may be None or absent."""
     from generator.tokens.tokenizer import midi_to_ids
 
-    if seed_midi_dir is not None and Path(seed_midi_dir).is_dir():
-        for path in sorted(Path(seed_midi_dir).glob("*.mid")):
+    if sber_midi_dir is not None and Path(sber_midi_dir).is_dir():
+        for path in sorted(Path(sber_midi_dir).glob("*.mid")):
             yield vocab.canonical_genre(path.stem.split("_")[0]), midi_to_ids(path)
     if test_shard is not None and Path(test_shard).is_file():
         from generator.corpus.shards import load_shard

@@ -5,7 +5,7 @@ Two encodings share the vocabulary (docs/vocabulary.md has the full table and ru
 - default (ours): all 128 pitches, integer 10 ms ticks (times rounded to the grid), VELOCITY only
   when the velocity bin changes, INSTRUMENT(family) whenever the family of the next note event
   differs from the last one, leading silence kept, same-pitch overlaps within a family resolved.
-- seed-compatible: bit-exact with the seed system's `encode(midi, use_piano_range=True)` and
+- sber-compatible: bit-exact with Sber's `encode(midi, use_piano_range=True)` and
   `decode`, quirks included (piano range only, float truncation of some shifts, no leading silence).
 
 Sequences produced here never hold GENRE, END or PAD; decoders skip those and any unknown id.
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS  # 100: one tick is one 10 ms step
 DEFAULT_VELOCITY = 64  # a NOTE_ON decoded before any VELOCITY token (default encoding)
-SEED_DEFAULT_VELOCITY = 100  # the seed decoder's choice
-SEED_PITCH_RANGE = (21, 96)
+SBER_DEFAULT_VELOCITY = 100  # the Sber decoder's choice
+SBER_PITCH_RANGE = (21, 96)
 MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
 MIDI_TEMPO_BPM = 120.0
 
@@ -93,16 +93,16 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
     return notes
 
 
-def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, seed_compatible: bool = False) -> list[int]:
+def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, sber_compatible: bool = False) -> list[int]:
     """Token ids of a MIDI file (a path or a PrettyMIDI)."""
-    return notes_to_ids(midi_to_notes(midi), seed_compatible=seed_compatible)
+    return notes_to_ids(midi_to_notes(midi), sber_compatible=sber_compatible)
 
 
 def ids_to_midi(
     ids: Sequence[int],
     *,
     programs: Mapping[int, int] | None = None,
-    seed_compatible: bool = False,
+    sber_compatible: bool = False,
 ) -> pretty_midi.PrettyMIDI:
     """A PrettyMIDI with one instrument per family present (named after the family).
 
@@ -116,7 +116,7 @@ def ids_to_midi(
             raise ValueError(f"programs[{family}] = {program} is outside 0..127")
     pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
     by_family: dict[int, list[Note]] = {}
-    for note in ids_to_notes(ids, seed_compatible=seed_compatible):
+    for note in ids_to_notes(ids, sber_compatible=sber_compatible):
         by_family.setdefault(note.instrument, []).append(note)
     for family in sorted(by_family):
         default_program = 0 if family == vocab.DRUMS_FAMILY else family * 8
@@ -125,7 +125,7 @@ def ids_to_midi(
             is_drum=family == vocab.DRUMS_FAMILY,
             name=vocab.INSTRUMENT_FAMILIES[family],
         )
-        # A zero-length note (the seed decoder makes them) would be written OFF-then-ON: a stuck note.
+        # A zero-length note (the Sber decoder makes them) would be written OFF-then-ON: a stuck note.
         step_s = 1 / TICKS_PER_S
         inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, max(n.end_s, n.start_s + step_s))
                       for n in by_family[family]]
@@ -136,18 +136,18 @@ def ids_to_midi(
 # --------------------------------------------------------------------------- public codec
 
 
-def notes_to_ids(notes: Sequence[Note], *, seed_compatible: bool = False) -> list[int]:
+def notes_to_ids(notes: Sequence[Note], *, sber_compatible: bool = False) -> list[int]:
     """Token ids for notes (no GENRE prefix, no END)."""
-    return _seed_encode(notes) if seed_compatible else _encode(notes)
+    return _sber_encode(notes) if sber_compatible else _encode(notes)
 
 
-def ids_to_notes(ids: Sequence[int], *, seed_compatible: bool = False) -> list[Note]:
+def ids_to_notes(ids: Sequence[int], *, sber_compatible: bool = False) -> list[Note]:
     """Notes for token ids; never raises: GENRE/END/PAD/unknown ids and orphan NOTE_OFFs are skipped.
 
     Default encoding: notes come sorted by (start, family, pitch) and last at least one tick.
-    Seed-compatible: exactly the notes (and order) of the seed decoder.
+    Sber-compatible: exactly the notes (and order) of the Sber decoder.
     """
-    return _seed_decode(ids) if seed_compatible else _decode(ids)
+    return _sber_decode(ids) if sber_compatible else _decode(ids)
 
 
 def seconds_of(ids: Sequence[int]) -> float:
@@ -351,53 +351,53 @@ def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
     return emitter.out
 
 
-# --------------------------------------------------------------------------- seed encoding
-# Reproduces the seed system's encoder/decoder float for float (its quirks are the point).
+# --------------------------------------------------------------------------- Sber encoding
+# Reproduces Sber's encoder/decoder float for float (its quirks are the point).
 
-_SEED_VELOCITY, _SEED_ON, _SEED_OFF = 0, 1, 2
-_SEED_STEP_S = 0.01
+_SBER_VELOCITY, _SBER_ON, _SBER_OFF = 0, 1, 2
+_SBER_STEP_S = 0.01
 
 
-def _seed_round(x: float, step: float = _SEED_STEP_S) -> float:
+def _sber_round(x: float, step: float = _SBER_STEP_S) -> float:
     return round(x / step) * step
 
 
-def _seed_shift_tokens(dt: float) -> list[int]:
+def _sber_shift_tokens(dt: float) -> list[int]:
     out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * int(dt // 1.0)
-    rest = _seed_round(dt % 1.0)
+    rest = _sber_round(dt % 1.0)
     if rest > 0:
         out.append(vocab.TIME_SHIFT + int(rest * vocab.N_TIME_SHIFTS) - 1)  # truncation: 0.29 -> 28
     return out
 
 
-def _seed_encode(notes: Sequence[Note]) -> list[int]:
-    low, high = SEED_PITCH_RANGE
+def _sber_encode(notes: Sequence[Note]) -> list[int]:
+    low, high = SBER_PITCH_RANGE
     events: list[tuple[float, int, int]] = []
     for n in notes:
         if n.instrument == vocab.DRUMS_FAMILY or not low <= n.pitch <= high:
             continue
-        events += [(n.start_s, _SEED_VELOCITY, n.velocity), (n.start_s, _SEED_ON, n.pitch),
-                   (n.end_s, _SEED_OFF, n.pitch)]
+        events += [(n.start_s, _SBER_VELOCITY, n.velocity), (n.start_s, _SBER_ON, n.pitch),
+                   (n.end_s, _SBER_OFF, n.pitch)]
     events.sort(key=lambda e: e[0])  # stable: simultaneous events keep file order
     out: list[int] = []
     previous = None
     for time_s, kind, value in events:
-        time_s = _seed_round(time_s)
+        time_s = _sber_round(time_s)
         if previous is not None and time_s != previous:
-            out += _seed_shift_tokens(time_s - previous)  # no shift before the first event
+            out += _sber_shift_tokens(time_s - previous)  # no shift before the first event
         previous = time_s
-        if kind == _SEED_VELOCITY:
+        if kind == _SBER_VELOCITY:
             out.append(vocab.VELOCITY + value * vocab.N_VELOCITY_BINS // 128)
-        elif kind == _SEED_ON:
+        elif kind == _SBER_ON:
             out.append(vocab.NOTE_ON + value)
         else:
             out.append(vocab.NOTE_OFF + value)
     return out
 
 
-def _seed_decode(ids: Sequence[int]) -> list[Note]:
+def _sber_decode(ids: Sequence[int]) -> list[Note]:
     now = 0.0
-    velocity = SEED_DEFAULT_VELOCITY
+    velocity = SBER_DEFAULT_VELOCITY
     sounding: dict[int, tuple[int, float]] = {}  # pitch -> (velocity, start); first ON wins
     notes: list[Note] = []
     for token in ids:
@@ -412,7 +412,7 @@ def _seed_decode(ids: Sequence[int]) -> list[Note]:
         elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
             velocity = max(1, (t - vocab.VELOCITY) * 128 // vocab.N_VELOCITY_BINS)
         elif vocab.TIME_SHIFT <= t < vocab.END:
-            now += (t - vocab.TIME_SHIFT + 1) * _SEED_STEP_S
+            now += (t - vocab.TIME_SHIFT + 1) * _SBER_STEP_S
     for pitch, (vel, start) in sounding.items():
         if start != now:
             notes.append(Note(pitch, start, now, vel))

@@ -1,6 +1,6 @@
 """Token ids and their names.
 
-Ids 0..393 are the seed system's vocabulary (Sber AI music-composer, after Huang et al. 2018) and
+Ids 0..393 are Sber's vocabulary (Sber AI music-composer, after Huang et al. 2018) and
 keep their meaning in every encoding. Our default encoding appends INSTRUMENT tokens after 393 so
 that one sequence can carry several instruments (and so real stems).
 """
@@ -37,7 +37,7 @@ INSTRUMENT_FAMILIES: tuple[str, ...] = (
 DRUMS_FAMILY = INSTRUMENT_FAMILIES.index("drums")
 N_INSTRUMENTS = len(INSTRUMENT_FAMILIES)
 
-SEED_VOCAB_SIZE = 394
+SBER_VOCAB_SIZE = 394
 VOCAB_SIZE = INSTRUMENT + N_INSTRUMENTS  # 411
 
 
