@@ -14,12 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator.tokens import vocab
 from generator.library.buildstate import Manifest, OutputLock
 from generator.errors import GeneratorError
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
+
+if TYPE_CHECKING:
+    from generator.sampling.loops import LoopLimits
 
 log = logging.getLogger(__name__)
 
@@ -202,26 +206,22 @@ class _Composed:
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.sampling.compose import compose_many
-    from generator.sampling.loops import LoopLimits, detect, release_after_s
+    from generator.sampling.loops import detect, release_after_s
     from generator.sampling.filters import SamplingParams
     from generator.sampling.generate import GenerationRequest
 
     recipe = ctx.recipe
-    overrides = dict(recipe.loops.thresholds)
-
-    def limits(genre: str) -> LoopLimits:
-        return dataclasses.replace(LoopLimits.for_genre(genre), **overrides)
-
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
                           params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
-                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre), p.genre),
+                          ending=recipe.mastering.ending,
+                          max_note_s=release_after_s(loop_limits(recipe, p.genre), p.genre),
                           instruments=tuple(sorted(_programs(recipe, p.genre))))
         for p in members
     ]
 
     def detector(ids, genre, _limits):
-        return detect(ids, genre, limits(genre))
+        return detect(ids, genre, loop_limits(recipe, genre))
 
     # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
     results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
@@ -286,6 +286,13 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     })
     return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
                         round(mastered.integrated_lufs, 2), list(composed.rejections), folder)
+
+
+def loop_limits(recipe: Recipe, genre: str) -> LoopLimits:
+    """The loop detectors' limits for a genre: its calibrated ones, with the recipe's thresholds over them."""
+    from generator.sampling.loops import LoopLimits
+
+    return dataclasses.replace(LoopLimits.for_genre(genre), **recipe.loops.thresholds)
 
 
 def _programs(recipe: Recipe, genre: str) -> dict[int, int]:
