@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from generator.tokens import vocab
 from generator.sampling.loops import (
     DETECTORS,
     GENRE_LIMITS,
@@ -16,6 +15,7 @@ from generator.sampling.loops import (
     detect,
     measure,
 )
+from generator.tokens import vocab
 from generator.tokens.tokenizer import Note, midi_to_ids, notes_to_ids
 from paths import SEED_MIDI
 
@@ -111,7 +111,7 @@ def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
     pieces = list(calibration_pieces(seed_midi_dir=SEED_MIDI, test_shard=None))
     assert sorted(g for g, _ in pieces) == sorted(vocab.GENRES)
     result = calibrate(pieces)
-    for genre, cal in result.items():
+    for cal in result.values():
         assert cal.rejected_with_limits == 0  # one piece per genre here: none may be rejected
         assert cal.limits.max_silence_s >= DEFAULTS.max_silence_s
         assert cal.limits.min_notes_per_s <= DEFAULTS.min_notes_per_s

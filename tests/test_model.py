@@ -3,11 +3,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
 from generator.errors import CheckpointError
+from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
 from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
-
 from paths import VECTORS
+
 SEED_STATE = VECTORS / "seed_tiny_state_dict.pt"
 SEED_IO = VECTORS / "seed_tiny_io.pt"
 

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paths import CI_ENV
 
-from generator.tokens import vocab
 from generator.errors import RecipeError
 from generator.library.plan import GROUP_SIZE, plan_tracks, shard_tracks, track_seed
 from generator.library.recipe import PROJECT_ROOT, Recipe, load_recipe, parse_recipe
+from generator.tokens import vocab
+from paths import CI_ENV
 
 RECIPES = sorted((PROJECT_ROOT / "recipes").glob("*.yaml"))
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "gen-small.pt"
@@ -395,7 +395,7 @@ def test_loop_thresholds_fit_the_detector_limits(model):
 
 def test_recipe_is_frozen(model):
     recipe = parse_recipe(minimal(model))
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         recipe.name = "Other"
 
 
