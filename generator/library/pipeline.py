@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.tokens import vocab
-from generator.library.buildstate import Manifest, OutputLock
 from generator.errors import GeneratorError
+from generator.library.buildstate import Manifest, OutputLock
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
+from generator.tokens import vocab
 
 if TYPE_CHECKING:
     from generator.sampling.loops import LoopLimits
@@ -105,7 +105,7 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
             for group in _groups(todo).values():
                 members = group_of[group[0].index // GROUP_SIZE]
                 for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
-                                           notify, lambda: (done, total)):
+                                           notify, lambda done=done: (done, total)):
                     outcomes[outcome.track_id] = outcome
                     done += 1
                     notify("track_done" if outcome.status == "done" else "track_failed",
@@ -151,15 +151,16 @@ class _Context:
     device: str
     model: object
     model_name: str
-    soundfont: object
+    soundfont: object  # None: the recipe asks for no audio, so nothing is rendered
     primer_ids: tuple[int, ...]
 
     @classmethod
-    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> "_Context":
-        from generator.model.transformer import load_checkpoint
+    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> _Context:
         from generator.audio.soundfonts import resolve_soundfont
+        from generator.model.transformer import load_checkpoint
 
-        soundfont = resolve_soundfont(recipe.soundfont)  # fail fast, before any sampling
+        # Fail fast, before any sampling; a recipe that asks for no audio needs no SoundFont.
+        soundfont = resolve_soundfont(recipe.soundfont) if renders_audio(recipe) else None
         model, meta = load_checkpoint(recipe.model)
         model = model.to(device).eval()
         primer_ids: tuple[int, ...] = ()
@@ -206,9 +207,9 @@ class _Composed:
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.sampling.compose import compose_many
-    from generator.sampling.loops import detect, release_after_s
     from generator.sampling.filters import SamplingParams
     from generator.sampling.generate import GenerationRequest
+    from generator.sampling.loops import detect, release_after_s
 
     recipe = ctx.recipe
     requests = [
@@ -240,15 +241,62 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                   manifest: Manifest, stage_s: dict[str, float], notify: Progress,
                   counts: Callable[[], tuple[int, int]]) -> TrackOutcome:
     from generator.library.export import ExportSettings, TrackInfo, export_track
+    from generator.tokens.tokenizer import ids_to_midi
+
+    recipe = ctx.recipe
+    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
+    mastered = _render_and_master(ctx, plan, composed, midi, stage_s, notify, counts)
+
+    done, total = counts()
+    notify("export", plan.track_id, done, total)
+    start = time.monotonic()
+    outputs = recipe.outputs
+    settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
+                              mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
+                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
+    duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
+    info = TrackInfo(
+        track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
+        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=duration_s,
+        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
+        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
+        extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
+               "ending": composed.ending, "rejections": list(composed.rejections),
+               "device": ctx.device},
+    )
+    files = export_track(out_dir, info, midi, mastered, settings)
+    stage_s["export"] += time.monotonic() - start
+    folder = files.folder.name
+    lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
+    manifest.add(plan.track_id, {
+        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
+        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
+        "duration_s": round(info.duration_s, 3), "integrated_lufs": lufs,
+        "true_peak_dbtp": None if mastered is None else round(mastered.true_peak_dbtp, 2),
+    })
+    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
+                        lufs, list(composed.rejections), folder)
+
+
+def renders_audio(recipe: Recipe) -> bool:
+    """Whether the recipe asks for any audio file; without one, tracks are MIDI + sidecar only and
+    nothing is rendered or mastered (no SoundFont, no FluidSynth)."""
+    outputs = recipe.outputs
+    return outputs.wav or outputs.mp3 or outputs.stems  # cut-downs are cut from the WAV/MP3 only
+
+
+def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi, stage_s: dict[str, float],
+                       notify: Progress, counts: Callable[[], tuple[int, int]]):
+    """The mastered audio of one track, or None when the recipe asks for no audio."""
+    if ctx.soundfont is None:
+        return None
     from generator.audio.master import MasterSettings, master
     from generator.audio.render import render_midi
-    from generator.tokens.tokenizer import ids_to_midi
 
     recipe = ctx.recipe
     done, total = counts()
     notify("render", plan.track_id, done, total)
     start = time.monotonic()
-    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
     rendered = render_midi(midi, ctx.soundfont)
     stage_s["render"] += time.monotonic() - start
 
@@ -259,33 +307,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                                                ceiling_dbtp=recipe.mastering.ceiling_dbtp,
                                                fade_out_s=fade_s))
     stage_s["master"] += time.monotonic() - start
-
-    notify("export", plan.track_id, done, total)
-    start = time.monotonic()
-    outputs = recipe.outputs
-    settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
-                              mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
-                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
-    info = TrackInfo(
-        track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
-        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=mastered.mix.shape[0] / mastered.sample_rate,
-        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
-        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
-        extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
-               "ending": composed.ending, "rejections": list(composed.rejections),
-               "device": ctx.device},
-    )
-    files = export_track(out_dir, info, midi, mastered, settings)
-    stage_s["export"] += time.monotonic() - start
-    folder = files.folder.name
-    manifest.add(plan.track_id, {
-        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
-        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
-        "duration_s": round(info.duration_s, 3), "integrated_lufs": round(mastered.integrated_lufs, 2),
-        "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
-    })
-    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
-                        round(mastered.integrated_lufs, 2), list(composed.rejections), folder)
+    return mastered
 
 
 def loop_limits(recipe: Recipe, genre: str) -> LoopLimits:
