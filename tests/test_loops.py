@@ -13,6 +13,7 @@ from generator.sampling.loops import (
     calibration_pieces,
     calibration_table,
     detect,
+    genre_limits_source,
     measure,
 )
 from generator.tokens import vocab
@@ -118,6 +119,7 @@ def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
     assert result["calm"].rejected_with_defaults.get("long_silence") == 1  # its 24 s pause
     assert result["jazz"].limits.max_silence_s == DEFAULTS.max_silence_s  # jazz_0 needs no change
     assert "| calm |" in calibration_table(result)
+    assert '    "jazz": LoopLimits(),' in genre_limits_source(result).splitlines()  # no change: no arguments
 
 
 def test_calibration_tolerates_five_percent_of_real_pieces():

@@ -80,6 +80,17 @@ def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | No
     return plans
 
 
+def check_device(device: str | None) -> None:
+    """A `--device` override must be cpu, cuda or cuda:N, and a CUDA one must be visible here."""
+    if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise GeneratorError(f"--device {device!r}: use cpu or cuda")
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+
+
 def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
               shard: str | None = None, device: str | None = None,
               on_progress: Progress | None = None) -> BatchReport:
