@@ -8,12 +8,12 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from generator.tokens import vocab
 from generator.corpus.arrangers.arranger import bars_to_events, lead_line
 from generator.corpus.arrangers.chords import Chord, parse_chord
-from generator.corpus.sources import list_jobs
-from generator.corpus.prepare import PrepareOptions, check_midi, prepare, split_of
 from generator.corpus.arrangers.styles import all_groove_names
+from generator.corpus.prepare import PrepareOptions, check_midi, prepare, split_of
+from generator.corpus.sources import list_jobs
+from generator.tokens import vocab
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # the whole licence-checked corpus, beside the project

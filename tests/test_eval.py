@@ -6,15 +6,22 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from generator.corpus.shards import load_shard, write_shard
 from generator.eval import features as F
 from generator.eval import metrics
+from generator.eval.evaluate import (
+    EvalSettings,
+    GeneratedTrack,
+    ending_checks,
+    evaluate_tracks,
+    prefix_excerpt,
+    real_set,
+    unigram_baseline,
+)
 from generator.tokens import vocab
-from generator.eval.evaluate import (EvalSettings, GeneratedTrack, ending_checks, evaluate_tracks, prefix_excerpt,
-                                real_set, unigram_baseline)
-from generator.corpus.shards import load_shard, write_shard
 from generator.tokens.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
-
 from paths import SBER_MIDI  # noqa: E402
+
 REAL_SHARDS = Path(__file__).resolve().parents[1] / "data" / "shards"
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71]
 
@@ -166,7 +173,7 @@ def test_copy_index_finds_a_planted_20_note_copy_and_not_unrelated_music(sber_pi
     # transposed: only the interval index finds it
     moved = _random_notes(rng, 80) + _shifted(planted, 0.0, transpose=3) + _random_notes(rng, 80, gap_end)
     assert index.longest_copy(*metrics.note_symbols(moved)).notes == 0
-    invariant = metrics.CopyIndex((metrics.note_symbols(p, transposition_invariant=True) for p in train))
+    invariant = metrics.CopyIndex(metrics.note_symbols(p, transposition_invariant=True) for p in train)
     found = invariant.longest_copy(*metrics.note_symbols(moved, transposition_invariant=True))
     assert found.notes >= 19 and found.piece == 1  # the first interval belongs to the random note before
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generator.library import export
-from generator.errors import GeneratorError
-from generator.library.export import ExportSettings, export_track, safe_name, track_basename
 from generator.audio.dsp import cutdown
+from generator.errors import GeneratorError
+from generator.library import export
+from generator.library.export import ExportSettings, export_track, safe_name, track_basename
 from track_fixtures import export_small, make_info, make_mastered, make_midi
 
 FAST = ExportSettings(cutdowns_s=())

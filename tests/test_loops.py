@@ -1,9 +1,10 @@
+import inspect
 import random
+import re
 from pathlib import Path
 
 import pytest
 
-from generator.tokens import vocab
 from generator.sampling.loops import (
     DETECTORS,
     GENRE_LIMITS,
@@ -12,8 +13,10 @@ from generator.sampling.loops import (
     calibration_pieces,
     calibration_table,
     detect,
+    genre_limits_source,
     measure,
 )
+from generator.tokens import vocab
 from generator.tokens.tokenizer import Note, midi_to_ids, notes_to_ids
 from paths import SBER_MIDI
 
@@ -85,8 +88,13 @@ def test_drums_are_not_hammered_pitches():
 
 
 def test_every_detector_has_a_test_above():
-    reasons = {"too_few_notes", "stuck_note", "long_silence", "glued_notes", "hammered_pitch", "phrase_loop"}
-    assert reasons == set(DETECTORS)
+    """Each detector's reason is asserted (`.startswith("<reason>")`) by a test defined above this one,
+    and those tests assert no reason that is not a detector."""
+    here = test_every_detector_has_a_test_above.__code__.co_firstlineno
+    above = [f for name, f in globals().items()
+             if name.startswith("test_") and inspect.isfunction(f) and f.__code__.co_firstlineno < here]
+    asserted = set(re.findall(r'\.startswith\("(\w+)"\)', "".join(inspect.getsource(f) for f in above)))
+    assert asserted == set(DETECTORS), f"untested: {set(DETECTORS) - asserted}, unknown: {asserted - set(DETECTORS)}"
 
 
 def test_limits_for_genre_accept_aliases_and_default_otherwise():
@@ -104,13 +112,14 @@ def test_calibration_loosens_limits_only_as_far_as_real_music_needs():
     pieces = list(calibration_pieces(sber_midi_dir=SBER_MIDI, test_shard=None))
     assert sorted(g for g, _ in pieces) == sorted(vocab.GENRES)
     result = calibrate(pieces)
-    for genre, cal in result.items():
+    for cal in result.values():
         assert cal.rejected_with_limits == 0  # one piece per genre here: none may be rejected
         assert cal.limits.max_silence_s >= DEFAULTS.max_silence_s
         assert cal.limits.min_notes_per_s <= DEFAULTS.min_notes_per_s
     assert result["calm"].rejected_with_defaults.get("long_silence") == 1  # its 24 s pause
     assert result["jazz"].limits.max_silence_s == DEFAULTS.max_silence_s  # jazz_0 needs no change
     assert "| calm |" in calibration_table(result)
+    assert '    "jazz": LoopLimits(),' in genre_limits_source(result).splitlines()  # no change: no arguments
 
 
 def test_calibration_tolerates_five_percent_of_real_pieces():

@@ -3,11 +3,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
 from generator.errors import CheckpointError
+from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
 from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
-
 from paths import VECTORS
+
 SBER_STATE = VECTORS / "sber_tiny_state_dict.pt"
 SBER_IO = VECTORS / "sber_tiny_io.pt"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from html_page import parse
 from paths import CI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,8 +144,8 @@ def test_two_shards_build_the_same_library_as_one_run(tmp_path, tiny_checkpoint)
     assert set(midi_bytes(s1)).isdisjoint(midi_bytes(s2))
     assert merged == midi_bytes(whole)
     gen("catalogue", str(s1), str(s2), "--out", str(tmp_path / "merged"))
-    html = (tmp_path / "merged" / "index.html").read_text()
-    assert html.count('class="card"') == 10 or html.count("data-track-id") >= 10
+    cards = parse(tmp_path / "merged" / "index.html").cards
+    assert len(cards) == 10 and sorted(card["data-track-id"] for card in cards) == sorted(midi_bytes(whole))
 
 
 @pytest.mark.slow
@@ -167,3 +169,78 @@ def test_bad_recipe_is_one_line_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error: ")
     assert not any(tmp_path.glob("output*")) and not (ROOT / "output" / "x").exists()
+
+
+MIDI_ONLY = {"wav": False, "mp3": False, "stems": False, "cutdowns_s": [], "catalogue": True}
+
+
+@pytest.fixture
+def no_audio_tools(monkeypatch):
+    """FluidSynth cannot be imported, no binary is on PATH, and rendering or opening a SoundFont fails."""
+    import generator.audio.render as render
+    import generator.audio.soundfonts as soundfonts
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a MIDI-only batch rendered or looked up a SoundFont")
+
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(render, "render_midi", refuse)
+    monkeypatch.setattr(soundfonts, "resolve_soundfont", refuse)
+
+
+def midi_only_batch(tmp_path: Path, checkpoint: Path, out: str, **options):
+    from generator.library.pipeline import run_batch
+    from generator.library.recipe import load_recipe
+
+    recipe = load_recipe(write_recipe(tmp_path, checkpoint, genres={"jazz": 6, "calm": 4}, duration_s=2,
+                                      outputs=MIDI_ONLY), check_files=False)
+    return run_batch(recipe, "recipe.yaml", out_dir=tmp_path / out, **options)
+
+
+def test_midi_only_batch_delivers_midi_sidecars_and_catalogue_without_audio_tools(tmp_path, tiny_checkpoint,
+                                                                                  no_audio_tools):
+    import mido
+    import pretty_midi
+
+    from generator.library.sidecar import load_sidecar
+
+    report = midi_only_batch(tmp_path, tiny_checkpoint, "out")
+    out = tmp_path / "out"
+    assert [t.status for t in report.tracks] == ["done"] * 10
+    assert report.stage_s["render"] == report.stage_s["master"] == 0.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["tracks"]) == sorted(t.track_id for t in report.tracks)
+    for track_id, record in manifest["tracks"].items():
+        folder = out / record["folder"]
+        (midi,) = folder.glob("*.mid")
+        assert len(mido.MidiFile(midi).tracks) > 0
+        assert sum(len(i.notes) for i in pretty_midi.PrettyMIDI(str(midi)).instruments) > 0
+        assert sorted(p.name for p in folder.iterdir()) == sorted([midi.name, midi.with_suffix(".json").name])
+        sidecar = load_sidecar(out / record["sidecar"])
+        assert sidecar["track"]["track_id"] == track_id
+        assert (sidecar["files"]["wav"], sidecar["files"]["mp3"], sidecar["files"]["stems"]) == (None, None, {})
+        assert sidecar["loudness"]["integrated_lufs"] is None and sidecar["audio"]["frames"] is None
+        assert sidecar["audio"]["duration_s"] == pytest.approx(record["duration_s"], abs=1e-3)
+        assert record["duration_s"] > 0
+        assert sidecar["piano_roll"]["notes"]
+        assert record["integrated_lufs"] is None
+    page = parse(report.catalogue)
+    assert sorted(card["data-track-id"] for card in page.cards) == sorted(manifest["tracks"])
+    assert not any(url.endswith((".wav", ".mp3")) for url in page.urls)
+    assert "MIDI only" in report.catalogue.read_text()
+
+    before = midi_bytes(out)
+    again = midi_only_batch(tmp_path, tiny_checkpoint, "out")
+    assert [t.status for t in again.tracks] == ["skipped"] * 10
+    assert midi_bytes(out) == before
+
+
+def test_midi_only_track_is_the_same_whatever_the_run_makes(tmp_path, tiny_checkpoint, no_audio_tools):
+    midi_only_batch(tmp_path, tiny_checkpoint, "whole")
+    whole = midi_bytes(tmp_path / "whole")
+    first = midi_only_batch(tmp_path, tiny_checkpoint, "first", limit=1)
+    second_group = midi_only_batch(tmp_path, tiny_checkpoint, "shard", shard="2/2")  # tracks 9 and 10
+    assert [t.track_id for t in second_group.tracks] == sorted(whole)[8:]
+    assert midi_bytes(tmp_path / "first") == {first.tracks[0].track_id: whole[first.tracks[0].track_id]}
+    assert midi_bytes(tmp_path / "shard") == {k: whole[k] for k in sorted(whole)[8:]}

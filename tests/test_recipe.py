@@ -10,12 +10,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paths import CI_ENV
 
-from generator.tokens import vocab
 from generator.errors import RecipeError
 from generator.library.plan import GROUP_SIZE, plan_tracks, shard_tracks, track_seed
 from generator.library.recipe import PROJECT_ROOT, Recipe, load_recipe, parse_recipe
+from generator.tokens import vocab
+from paths import CI_ENV
 
 RECIPES = sorted((PROJECT_ROOT / "recipes").glob("*.yaml"))
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "gen-small.pt"
@@ -284,11 +284,21 @@ def test_narrowing_one_range_leaves_the_other_draws_alone(model):
 
 
 def test_plan_feeds_the_sampler_directly(model):
+    import dataclasses
+
     from generator.sampling.filters import SamplingParams
 
-    for plan in plan_tracks(ranged(model))[:4]:
+    # Every sampler setting comes from the plan: a key the plan left out would silently take the
+    # sampler's default instead of the recipe's value.
+    fields = {f.name for f in dataclasses.fields(SamplingParams)}
+    text = f"name: Ranged\nmodel: {model}\n" + RANGED.replace("beam_width: [1, 3]", "beam_width: 1")
+    recipe = parse_recipe(text + "  pitch_range: [28, 96]\n  genre_guidance: 1.5\n", check_files=False)
+    for plan in plan_tracks(recipe)[:4]:
+        assert set(plan.sampling) == fields
         params = SamplingParams(**plan.sampling)
-        assert params.top_k == plan.sampling["top_k"]
+        assert (params.pitch_range, params.genre_guidance, params.beam_width) == ((28, 96), 1.5, 1)
+        lo, hi = recipe.sampling.top_k
+        assert lo <= params.top_k <= hi and type(params.top_k) is int
 
 
 def test_weights_become_counts_by_largest_remainder(model):
@@ -360,17 +370,32 @@ def test_instrumentation_names_and_defaults(model):
 def test_loop_thresholds_fit_the_detector_limits(model):
     import dataclasses
 
+    from generator.library.pipeline import loop_limits
     from generator.sampling.loops import LoopLimits
 
-    recipe = parse_recipe(minimal(model, "loops:\n  max_attempts: 6\n  thresholds:\n"
-                                         "    max_phrase_share: 0.6\n    phrase_notes: 12\n"))
-    limits = dataclasses.replace(LoopLimits(), **recipe.loops.thresholds)
-    assert (limits.max_phrase_share, limits.phrase_notes, recipe.loops.max_attempts) == (0.6, 12, 6)
+    # Every detector limit can be set from a recipe, with the field's own type...
+    kinds = {f.name: f.type for f in dataclasses.fields(LoopLimits)}
+    every = {name: 12 if kind in (int, "int") else 0.6 for name, kind in kinds.items()}
+    lines = "".join(f"    {name}: {value}\n" for name, value in every.items())
+    recipe = parse_recipe(minimal(model, "loops:\n  max_attempts: 6\n  thresholds:\n" + lines))
+    assert recipe.loops.max_attempts == 6
+    for genre in vocab.GENRES:
+        limits = loop_limits(recipe, genre)
+        assert {name: (value, type(value)) for name, value in dataclasses.asdict(limits).items()} == \
+               {name: (value, type(value)) for name, value in every.items()}
+    # ...and one threshold overrides only itself: the genre's calibrated limits stay under it.
+    one = parse_recipe(minimal(model, "loops:\n  thresholds:\n    max_phrase_share: 0.6\n"))
+    for genre in vocab.GENRES:
+        calibrated, limits = LoopLimits.for_genre(genre), loop_limits(one, genre)
+        assert limits.max_phrase_share == 0.6
+        assert {k: v for k, v in vars(limits).items() if k != "max_phrase_share"} == \
+               {k: v for k, v in vars(calibrated).items() if k != "max_phrase_share"}
+    assert loop_limits(one, "jazz").max_note_s == 10.4 != LoopLimits().max_note_s
 
 
 def test_recipe_is_frozen(model):
     recipe = parse_recipe(minimal(model))
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         recipe.name = "Other"
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from generator.errors import SoundFontError
 from generator.audio.render import MAX_STEMS, plan_stems, render_midi, synthesize
 from generator.audio.soundfonts import REGISTRY_PATH, load_registry, resolve_soundfont
+from generator.errors import SoundFontError
 
 SR = 48000
 

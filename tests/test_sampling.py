@@ -3,13 +3,12 @@ import math
 import pytest
 import torch
 
-from generator.tokens import vocab
 from generator.errors import InputError
 from generator.sampling.filters import (
     SamplingParams,
     at_least_k,
-    guide,
     filter_logits,
+    guide,
     new_rp_table,
     pitch_range_mask,
     repetition_penalty,
@@ -19,6 +18,7 @@ from generator.sampling.filters import (
     top_k,
     top_p,
 )
+from generator.tokens import vocab
 
 INF = float("-inf")
 

@@ -15,14 +15,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.tokens import tokenizer
-from generator.tokens import vocab
 from generator.errors import InputError
-from generator.tokens.tokenizer import Note, augment_ids, ids_to_midi, ids_to_notes, midi_to_ids, midi_to_notes
-from generator.tokens.tokenizer import names, notes_to_ids, seconds_of
+from generator.tokens import tokenizer, vocab
+from generator.tokens.tokenizer import (
+    Note,
+    augment_ids,
+    ids_to_midi,
+    ids_to_notes,
+    midi_to_ids,
+    midi_to_notes,
+    names,
+    notes_to_ids,
+    seconds_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 from paths import CI_ENV, SBER_MIDI  # noqa: E402
+
 SBER_DIR = SBER_MIDI
 SBER_NAMES = ["calm_0", "classic_0", "jazz_0", "pop_0"]
 DRUMS = vocab.DRUMS_FAMILY

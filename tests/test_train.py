@@ -10,17 +10,23 @@ import torch
 from typer.testing import CliRunner
 
 from cli import app
-from generator.model import train as train_module
-from generator.tokens import vocab
-from generator.errors import CheckpointError, InputError
-from generator.model.transformer import ModelConfig, load_checkpoint
 from generator.corpus.shards import load_shard, shard_path, write_shard
+from generator.errors import CheckpointError, InputError
+from generator.model import train as train_module
+from generator.model.train import (
+    TrainOptions,
+    WindowSampler,
+    _eval_windows,
+    evaluate_nll,
+    family_before,
+    learning_rate,
+    train,
+    train_pieces,
+)
+from generator.model.transformer import ModelConfig, load_checkpoint
+from generator.tokens import vocab
 from generator.tokens.tokenizer import midi_to_ids
-from generator.model.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,
-                             learning_rate, train, train_pieces)
-
 from paths import SBER_MIDI
-
 
 
 def write_sber_midi_corpus(data_dir: Path) -> None:
@@ -253,7 +259,8 @@ def test_init_warm_starts_from_the_parent_and_records_the_lineage(corpus, tmp_pa
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name  # step 0 of the child is the parent
     assert child.meta["init"]["steps"] == 3 and child.meta["init"]["checkpoint"] == str(parent.model_path)
-    assert len(child.meta["init"]["sha256"]) == 64 and child.meta["init"]["data_sha256"] == parent.meta["data"]["sha256"]
+    assert len(child.meta["init"]["sha256"]) == 64
+    assert child.meta["init"]["data_sha256"] == parent.meta["data"]["sha256"]
 
     def stop_after_2(p):
         if p.event == "step" and p.step == 2:

@@ -28,18 +28,12 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch report as JSON on stdout.")] = False,
 ) -> None:
     """Compose, reject, render, master and export a library from a recipe; resumable."""
-    from generator.errors import GeneratorError, TracksGivenUpError
-    from generator.library.pipeline import run_batch
+    from generator.errors import TracksGivenUpError
+    from generator.library.pipeline import check_device, run_batch
     from generator.library.recipe import load_recipe
 
     recipe = load_recipe(recipe_path)
-    if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise GeneratorError(f"--device {device!r}: use cpu or cuda")
-    if device and device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+    check_device(device)
     show = not quiet and not as_json
     with _progress(show) as on_progress:
         report = run_batch(recipe, str(recipe_path), out_dir=out, limit=limit, shard=shard,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ def catalogue(
                                    show_default=False)
     ],
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", help="Folder for index.html; links are made relative to it. Default: the first DIR."),
     ] = None,
 ) -> None:

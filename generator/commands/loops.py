@@ -14,13 +14,15 @@ def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) ->
 
 def calibrate_loops(
     data: Annotated[Path, typer.Option("--data", help="Data folder holding shards/test.npz.")] = Path("data"),
-    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid pieces that must pass (e.g. Sber's samples).")] = None,
-    max_false_rejection: Annotated[float, typer.Option("--max-false-rejection", help="Share of real pieces a genre's limits may reject.")] = 0.05,
+    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid pieces that must "
+                                                   "pass (e.g. Sber's samples).")] = None,
+    max_false_rejection: Annotated[float, typer.Option("--max-false-rejection", help="Share of real pieces a "
+                                                       "genre's limits may reject.")] = 0.05,
 ) -> None:
     """Measure the detectors on real music and print per-genre limits (a table for docs/sampling.md)."""
-    from generator.errors import InputError
-    from generator.sampling.loops import GENRE_LIMITS, LoopLimits, calibrate, calibration_pieces, calibration_table
     from generator.corpus.shards import shard_path
+    from generator.errors import InputError
+    from generator.sampling.loops import calibrate, calibration_pieces, calibration_table, genre_limits_source
 
     test = shard_path(data, "test")
     pieces = list(calibration_pieces(None, test))
@@ -31,8 +33,4 @@ def calibrate_loops(
     result = calibrate(pieces, anchors=anchors, max_false_rejection=max_false_rejection)
     typer.echo(calibration_table(result))
     typer.echo("\nGENRE_LIMITS (generator/loops.py) would become:")
-    defaults = LoopLimits()
-    for genre, cal in result.items():
-        changed = ", ".join(f"{k}={v!r}" for k, v in vars(cal.limits).items() if v != getattr(defaults, k))
-        same = " (as shipped)" if GENRE_LIMITS.get(genre) == cal.limits else ""
-        typer.echo(f'    "{genre}": LoopLimits({changed}),{same}')
+    typer.echo(genre_limits_source(result))

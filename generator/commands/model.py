@@ -1,12 +1,14 @@
-"""`gen train` (train or continue a model) and `gen model info [CHECKPOINT]` (the model card facts)."""
+"""`gen train` (train or continue a model) and `gen model info [CHECKPOINT]` (the model card facts).
+
+The facts and their text live in generator/model/card.py; this module parses, calls and prints."""
 
 from __future__ import annotations
 
 import json
 import shlex
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,19 +17,19 @@ from generator.errors import InputError
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
 
 
-class ConfigName(str, Enum):
+class ConfigName(StrEnum):
     small = "small"
     tiny = "tiny"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     cpu = "cpu"
     cuda = "cuda"
 
@@ -63,7 +65,7 @@ def train(
                                            "(bf16/fp16 autocast).")] = Device.cpu,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Total optimizer steps of the run "
                                            "(the learning-rate schedule ends here).")] = 2000,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", min=0.0, help="Stop (and save) after this "
+    minutes: Annotated[float | None, typer.Option("--minutes", min=0.0, help="Stop (and save) after this "
                                                      "many minutes; continue later with --resume.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/checkpoint.pt if it exists (same step, "
                                          "optimizer, RNG and run options); start a new run otherwise.")] = False,
@@ -82,7 +84,7 @@ def train(
     exclude_source: Annotated[str, typer.Option("--exclude-source", help="Sources to leave out of training, "
                                                 "comma-separated, as `gen data prepare --limit` names them "
                                                 "(the part of a piece id before '/'), e.g. pop-mma.")] = "",
-    init: Annotated[Optional[Path], typer.Option("--init", help="Warm start: begin from this checkpoint's "
+    init: Annotated[Path | None, typer.Option("--init", help="Warm start: begin from this checkpoint's "
                                                  "weights and config (a fresh optimizer and schedule); the "
                                                  "card records it as the parent.")] = None,
     genre_dropout: Annotated[float, typer.Option("--genre-dropout", min=0.0, max=0.5, help="Share of windows "
@@ -110,8 +112,8 @@ def train(
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
         exclude_licences=_licences(exclude_licence), exclude_sources=_names(exclude_source),
-        init=str(init) if init else None, augment=augment, genre_dropout=genre_dropout, resume=resume, seed=seed, threads=threads,
-        precision=precision.value,
+        init=str(init) if init else None, augment=augment, genre_dropout=genre_dropout, resume=resume, seed=seed,
+        threads=threads, precision=precision.value,
         command=_command_line(ctx),
     )
     console = Console(stderr=True)
@@ -158,79 +160,18 @@ def _command_line(ctx: typer.Context) -> str:
     return shlex.join(words)
 
 
-def card_facts(path: Path) -> dict:
-    """The model card facts of a checkpoint, read from the file itself."""
-    from generator.model.transformer import load_checkpoint
-
-    model, meta = load_checkpoint(path)
-    c = model.config
-    return {
-        "checkpoint": str(path),
-        "architecture": c.describe(),
-        "config": {k: getattr(c, k) for k in c.__dataclass_fields__},
-        "parameters": model.n_params(),
-        "vocab": meta.get("vocab"),
-        "steps": meta.get("steps"),
-        "finished": meta.get("finished"),
-        "tokens_seen": meta.get("tokens_seen"),
-        "steps_total": meta.get("steps_total", meta.get("steps")),
-        "tokens_seen_total": meta.get("tokens_seen_total", meta.get("tokens_seen")),
-        "init": meta.get("init"),
-        "data_sha256": (meta.get("data") or {}).get("sha256"),
-        "data": meta.get("data"),
-        "valid_nll": meta.get("valid_nll") or ((meta.get("history") or [{}])[-1].get("valid_nll")),
-        "test_nll": meta.get("test_nll"),
-        "hardware": meta.get("hardware"),
-        "wall_time_s": meta.get("wall_time_s"),
-        "command": meta.get("command"),
-        "options": meta.get("options"),
-        "source": meta.get("source"),
-    }
-
-
-def _line(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
-def _parent(init: dict) -> str:
-    """One line for a warm start's parent: its file, hash, steps and command."""
-    return (f"{init.get('checkpoint')} (sha256 {str(init.get('sha256'))[:12]}, {_line(init.get('steps'))} steps, "
-            f"data {str(init.get('data_sha256'))[:12]}): {init.get('command') or '-'}")
-
-
 def info(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint file (ours or a Sber-format "
+    checkpoint: Annotated[Path | None, typer.Argument(help="Checkpoint file (ours or a Sber-format "
                                                          "state_dict). Default: the shipped model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Print the model card facts stored in a checkpoint: architecture, size, training, data, scores."""
+    from generator.model.card import card_facts, card_lines
     from generator.paths import SHIPPED_CHECKPOINT
 
     facts = card_facts(checkpoint or SHIPPED_CHECKPOINT)
     if as_json:
         typer.echo(json.dumps(facts, indent=1))
         return
-    data = facts["data"] or {}
-    rows = [
-        ("checkpoint", facts["checkpoint"]), ("architecture", facts["architecture"]),
-        ("parameters", facts["parameters"]), ("vocabulary", facts["vocab"]),
-        ("steps", facts["steps"]), ("tokens seen", facts["tokens_seen"]),
-        *((("warm start from", _parent(facts["init"])), ("steps, all runs", facts["steps_total"]),
-           ("tokens seen, all runs", facts["tokens_seen_total"])) if facts["init"] else ()),
-        ("training data", f"{_line(data.get('train_pieces'))} pieces, {_line(data.get('train_tokens'))} tokens"
-         if data else None),
-        ("excluded licences", (", ".join(data.get("excluded_licences", [])) or "none") if data else None),
-        ("excluded sources", (", ".join(data.get("excluded_sources", [])) or "none") if data else None),
-        ("data sha256", facts["data_sha256"]),
-        ("held-out NLL (test)", facts["test_nll"]), ("valid NLL", facts["valid_nll"]),
-        ("hardware", facts["hardware"]), ("wall time (s)", facts["wall_time_s"]),
-        ("command", facts["command"]),
-    ]
-    if facts["source"]:
-        rows.append(("source", facts["source"]))
-    for name, value in rows:
-        typer.echo(f"{name + ':':<21}{_line(value)}")
+    for line in card_lines(facts):
+        typer.echo(line)

@@ -159,8 +159,10 @@ def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Car
     track, loud, folder = data["track"], data["loudness"], sidecar.parent
     duration_s = float(data["audio"]["duration_s"])
     lufs, peak = loud.get("integrated_lufs"), loud.get("true_peak_dbtp")
+    rendered = data["audio"].get("frames") is not None  # a MIDI-only track has no audio to measure
     loudness = (f"{_number(lufs):.1f} LUFS, {_number(peak):.1f} dBTP"
-                if isinstance(lufs, (int, float)) and isinstance(peak, (int, float)) else "loudness unknown")
+                if isinstance(lufs, (int, float)) and isinstance(peak, (int, float))
+                else "loudness unknown" if rendered else "MIDI only")
     tags = tuple(str(t) for t in track["tags"])
     files = data["files"]
     player = _link(folder, files.get("mp3"), out_dir, sidecar) or _link(folder, files.get("wav"), out_dir, sidecar)
@@ -174,7 +176,8 @@ def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Car
     return Card(
         track_id=track["track_id"], title=track["title"], genre=track["genre"], duration_s=duration_s,
         duration_label=format_duration(duration_s), loudness_label=loudness,
-        reached_target=loud.get("reached_target") is True, loudness_note=str(loud.get("note") or ""),
+        reached_target=loud.get("reached_target") is True or not rendered,
+        loudness_note=str(loud.get("note") or ""),
         tags=tags, details=tuple(details), player=player,
         downloads=tuple(_downloads(data, folder, out_dir, sidecar)), legend=legend, roll_paths=roll_paths,
         wave_path=wave_svg_path(data.get("waveform")),

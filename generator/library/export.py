@@ -216,15 +216,23 @@ def export_track(
     """Write MIDI, WAV, MP3, stems, cut-downs and the sidecar into `out_dir/<basename>/`.
 
     `mastered` is any object with mix (N,2), stems {role: (N,2)}, sample_rate, integrated_lufs,
-    true_peak_dbtp, gain_db, reached_target and note. All or nothing: see the module docstring.
+    true_peak_dbtp, gain_db, reached_target and note; or None for a MIDI-only track (settings that
+    write no audio): MIDI and sidecar, its loudness and audio fields null but audio.duration_s
+    (info.duration_s). All or nothing: see the module docstring.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = track_basename(info)
     track_json = _json_ready(info)
-    mix = to_stereo(mastered.mix)  # (N, 2)
-    if mix.shape[0] == 0:
-        raise GeneratorError(f"track {info.track_id!r}: the mastered mix is empty; nothing to export")
+    if mastered is None:
+        if midi is None or settings.write_wav or settings.write_mp3 or settings.write_stems:
+            raise GeneratorError(f"track {info.track_id!r}: no audio was rendered; export it with MIDI and "
+                                 "write_wav, write_mp3 and write_stems all off")
+        mix = None
+    else:
+        mix = to_stereo(mastered.mix)  # (N, 2)
+        if mix.shape[0] == 0:
+            raise GeneratorError(f"track {info.track_id!r}: the mastered mix is empty; nothing to export")
     _remove_stale_staging(out_dir, base)
     staging = out_dir / f".partial-{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -241,6 +249,8 @@ def _export_into(
     staging: Path, base: str, info: TrackInfo, track_json: dict[str, Any], midi: Any, mix: np.ndarray,
     mastered: Any, settings: ExportSettings, roll_notes: Iterable[Sequence[Any]] | None,
 ) -> dict[str, Any]:
+    if mastered is None:
+        return _export_midi_only(staging, base, info, track_json, midi, roll_notes)
     rate_in = int(mastered.sample_rate)
     wav_mix = resample(mix, rate_in, settings.wav_sample_rate)  # (Nw, 2)
     mp3_mix = (wav_mix if settings.mp3_sample_rate == settings.wav_sample_rate
@@ -272,6 +282,29 @@ def _export_into(
         "files": files,
         "piano_roll": piano_roll(midi, roll_notes, duration_s),
         "waveform": {"points": len(lows), "min": lows, "max": highs},
+    }
+    write_json_atomic(staging / files["sidecar"], data)  # last: its presence means the track is complete
+    return data
+
+
+def _export_midi_only(
+    staging: Path, base: str, info: TrackInfo, track_json: dict[str, Any], midi: Any,
+    roll_notes: Iterable[Sequence[Any]] | None,
+) -> dict[str, Any]:
+    """MIDI and a sidecar whose audio facts are null: nothing was rendered, so nothing was measured."""
+    midi.write(str(staging / f"{base}.mid"))
+    files = {"midi": f"{base}.mid", "wav": None, "mp3": None, "stems": {}, "cutdowns": {}, "sidecar": f"{base}.json"}
+    duration_s = float(info.duration_s)
+    data = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
+        "track": track_json,
+        "loudness": {"integrated_lufs": None, "true_peak_dbtp": None, "gain_db": None, "reached_target": None,
+                     "note": "MIDI only: no audio rendered"},
+        "audio": {"duration_s": round(duration_s, 6), "frames": None, "wav_sample_rate": None, "wav_bits": None,
+                  "mp3_sample_rate": None, "mp3_kbps": None},
+        "files": files,
+        "piano_roll": piano_roll(midi, roll_notes, duration_s),
+        "waveform": {"points": 0, "min": [], "max": []},
     }
     write_json_atomic(staging / files["sidecar"], data)  # last: its presence means the track is complete
     return data

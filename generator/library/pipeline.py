@@ -14,12 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from generator.tokens import vocab
-from generator.library.buildstate import Manifest, OutputLock
 from generator.errors import GeneratorError
+from generator.library.buildstate import Manifest, OutputLock
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
+from generator.tokens import vocab
+
+if TYPE_CHECKING:
+    from generator.sampling.loops import LoopLimits
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,17 @@ def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | No
     return plans
 
 
+def check_device(device: str | None) -> None:
+    """A `--device` override must be cpu, cuda or cuda:N, and a CUDA one must be visible here."""
+    if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise GeneratorError(f"--device {device!r}: use cpu or cuda")
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+
+
 def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
               shard: str | None = None, device: str | None = None,
               on_progress: Progress | None = None) -> BatchReport:
@@ -101,7 +116,7 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
             for group in _groups(todo).values():
                 members = group_of[group[0].index // GROUP_SIZE]
                 for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
-                                           notify, lambda: (done, total)):
+                                           notify, lambda done=done: (done, total)):
                     outcomes[outcome.track_id] = outcome
                     done += 1
                     notify("track_done" if outcome.status == "done" else "track_failed",
@@ -147,15 +162,16 @@ class _Context:
     device: str
     model: object
     model_name: str
-    soundfont: object
+    soundfont: object  # None: the recipe asks for no audio, so nothing is rendered
     primer_ids: tuple[int, ...]
 
     @classmethod
-    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> "_Context":
-        from generator.model.transformer import load_checkpoint
+    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> _Context:
         from generator.audio.soundfonts import resolve_soundfont
+        from generator.model.transformer import load_checkpoint
 
-        soundfont = resolve_soundfont(recipe.soundfont)  # fail fast, before any sampling
+        # Fail fast, before any sampling; a recipe that asks for no audio needs no SoundFont.
+        soundfont = resolve_soundfont(recipe.soundfont) if renders_audio(recipe) else None
         model, meta = load_checkpoint(recipe.model)
         model = model.to(device).eval()
         primer_ids: tuple[int, ...] = ()
@@ -202,26 +218,22 @@ class _Composed:
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.sampling.compose import compose_many
-    from generator.sampling.loops import LoopLimits, detect, release_after_s
     from generator.sampling.filters import SamplingParams
     from generator.sampling.generate import GenerationRequest
+    from generator.sampling.loops import detect, release_after_s
 
     recipe = ctx.recipe
-    overrides = dict(recipe.loops.thresholds)
-
-    def limits(genre: str) -> LoopLimits:
-        return dataclasses.replace(LoopLimits.for_genre(genre), **overrides)
-
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
                           params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
-                          ending=recipe.mastering.ending, max_note_s=release_after_s(limits(p.genre), p.genre),
+                          ending=recipe.mastering.ending,
+                          max_note_s=release_after_s(loop_limits(recipe, p.genre), p.genre),
                           instruments=tuple(sorted(_programs(recipe, p.genre))))
         for p in members
     ]
 
     def detector(ids, genre, _limits):
-        return detect(ids, genre, limits(genre))
+        return detect(ids, genre, loop_limits(recipe, genre))
 
     # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
     results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
@@ -240,15 +252,62 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                   manifest: Manifest, stage_s: dict[str, float], notify: Progress,
                   counts: Callable[[], tuple[int, int]]) -> TrackOutcome:
     from generator.library.export import ExportSettings, TrackInfo, export_track
+    from generator.tokens.tokenizer import ids_to_midi
+
+    recipe = ctx.recipe
+    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
+    mastered = _render_and_master(ctx, plan, composed, midi, stage_s, notify, counts)
+
+    done, total = counts()
+    notify("export", plan.track_id, done, total)
+    start = time.monotonic()
+    outputs = recipe.outputs
+    settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
+                              mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
+                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
+    duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
+    info = TrackInfo(
+        track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
+        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=duration_s,
+        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
+        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
+        extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
+               "ending": composed.ending, "rejections": list(composed.rejections),
+               "device": ctx.device},
+    )
+    files = export_track(out_dir, info, midi, mastered, settings)
+    stage_s["export"] += time.monotonic() - start
+    folder = files.folder.name
+    lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
+    manifest.add(plan.track_id, {
+        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
+        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
+        "duration_s": round(info.duration_s, 3), "integrated_lufs": lufs,
+        "true_peak_dbtp": None if mastered is None else round(mastered.true_peak_dbtp, 2),
+    })
+    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
+                        lufs, list(composed.rejections), folder)
+
+
+def renders_audio(recipe: Recipe) -> bool:
+    """Whether the recipe asks for any audio file; without one, tracks are MIDI + sidecar only and
+    nothing is rendered or mastered (no SoundFont, no FluidSynth)."""
+    outputs = recipe.outputs
+    return outputs.wav or outputs.mp3 or outputs.stems  # cut-downs are cut from the WAV/MP3 only
+
+
+def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi, stage_s: dict[str, float],
+                       notify: Progress, counts: Callable[[], tuple[int, int]]):
+    """The mastered audio of one track, or None when the recipe asks for no audio."""
+    if ctx.soundfont is None:
+        return None
     from generator.audio.master import MasterSettings, master
     from generator.audio.render import render_midi
-    from generator.tokens.tokenizer import ids_to_midi
 
     recipe = ctx.recipe
     done, total = counts()
     notify("render", plan.track_id, done, total)
     start = time.monotonic()
-    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
     rendered = render_midi(midi, ctx.soundfont)
     stage_s["render"] += time.monotonic() - start
 
@@ -259,33 +318,14 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                                                ceiling_dbtp=recipe.mastering.ceiling_dbtp,
                                                fade_out_s=fade_s))
     stage_s["master"] += time.monotonic() - start
+    return mastered
 
-    notify("export", plan.track_id, done, total)
-    start = time.monotonic()
-    outputs = recipe.outputs
-    settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
-                              mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
-                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
-    info = TrackInfo(
-        track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
-        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=mastered.mix.shape[0] / mastered.sample_rate,
-        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
-        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
-        extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
-               "ending": composed.ending, "rejections": list(composed.rejections),
-               "device": ctx.device},
-    )
-    files = export_track(out_dir, info, midi, mastered, settings)
-    stage_s["export"] += time.monotonic() - start
-    folder = files.folder.name
-    manifest.add(plan.track_id, {
-        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
-        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
-        "duration_s": round(info.duration_s, 3), "integrated_lufs": round(mastered.integrated_lufs, 2),
-        "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
-    })
-    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
-                        round(mastered.integrated_lufs, 2), list(composed.rejections), folder)
+
+def loop_limits(recipe: Recipe, genre: str) -> LoopLimits:
+    """The loop detectors' limits for a genre: its calibrated ones, with the recipe's thresholds over them."""
+    from generator.sampling.loops import LoopLimits
+
+    return dataclasses.replace(LoopLimits.for_genre(genre), **recipe.loops.thresholds)
 
 
 def _programs(recipe: Recipe, genre: str) -> dict[int, int]:

@@ -13,6 +13,9 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
   "waveform": {points, min: [..], max: [..]}     # per-bucket min/max over both channels, 3 decimals
 }
 Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
+A MIDI-only track (a recipe with wav, mp3 and stems off) was never rendered: every loudness value
+but the note is null, audio holds only duration_s (of the music), the rest null, and the waveform
+has no points.
 """
 
 from __future__ import annotations

@@ -341,6 +341,18 @@ def calibration_table(result: dict[str, GenreCalibration]) -> str:
     return "\n".join(lines)
 
 
+def genre_limits_source(result: dict[str, GenreCalibration]) -> str:
+    """The GENRE_LIMITS entries a calibration calls for, as Python source: only the values that
+    differ from the defaults, and a note where a genre's limits are already the shipped ones."""
+    defaults = LoopLimits()
+    lines = []
+    for genre, cal in result.items():
+        changed = ", ".join(f"{k}={v!r}" for k, v in vars(cal.limits).items() if v != getattr(defaults, k))
+        same = " (as shipped)" if GENRE_LIMITS.get(genre) == cal.limits else ""
+        lines.append(f'    "{genre}": LoopLimits({changed}),{same}')
+    return "\n".join(lines)
+
+
 
 def calibration_pieces(sber_midi_dir: str | Path | None = None,
                        test_shard: str | Path | None = None) -> Iterator[tuple[str, list[int]]]:
