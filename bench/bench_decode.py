@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from generator.tokens import vocab  # noqa: E402
 from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E402
-from generator.sampling.filters import SamplingParams, filter_logits, sample_from_logits  # noqa: E402
+from generator.sampling.filters import filter_logits, sample_from_logits  # noqa: E402
+from generator.sampling.params import SamplingParams  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
 
 SBER_DEMO = SamplingParams(top_k=60, top_p=0.99, sber_compatible=True)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from generator.errors import RecipeError
 from generator.library.plan import GROUP_SIZE, plan_tracks, shard_tracks, track_seed
 from generator.library.recipe import PROJECT_ROOT, Recipe, load_recipe, parse_recipe
+from generator.sampling.params import SamplingParams, drawn_fields, field_spec, spec_fields
 from generator.tokens import vocab
 from paths import CI_ENV
 
@@ -239,22 +241,24 @@ def test_plan_draws_every_value_inside_its_range(model):
     recipe = ranged(model)
     plans = plan_tracks(recipe)
     assert len(plans) == 40 and [p.index for p in plans] == list(range(40))
-    for name in ("temperature", "top_p", "top_k", "at_least_k", "rp_penalty", "rp_restore_speed",
-                 "topp_temperature", "beam_width", "length_penalty"):
+    ranged_names = [f.name for f in drawn_fields() if f"  {f.name}: [" in RANGED]
+    assert len(ranged_names) == 9
+    for name in ranged_names:
         lo, hi = getattr(recipe.sampling, name)
-        values = [p.sampling[name] for p in plans]
+        values = [getattr(p.sampling, name) for p in plans]
         assert all(lo <= v <= hi for v in values), name
         assert len(set(values)) > 1, f"{name} never varies"
-        if name in ("top_k", "at_least_k", "beam_width"):
+        if field_spec(name).integer:
             assert all(type(v) is int for v in values) and {lo, hi} <= set(values)
     assert all(60.5 <= p.duration_s <= 120 for p in plans)
 
 
 def test_plan_is_deterministic_across_processes(model):
-    plans = [p.__dict__ for p in plan_tracks(ranged(model))]
-    code = ("import json, sys; from generator.library.recipe import parse_recipe, plan_tracks; "
+    plans = [dataclasses.asdict(p) for p in plan_tracks(ranged(model))]
+    code = ("import dataclasses, json, sys; from generator.library.recipe import parse_recipe; "
+            "from generator.library.plan import plan_tracks; "
             "recipe = parse_recipe(sys.stdin.read(), check_files=False); "
-            "print(json.dumps([p.__dict__ for p in plan_tracks(recipe)]))")
+            "print(json.dumps([dataclasses.asdict(p) for p in plan_tracks(recipe)]))")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], input=f"name: Ranged\nmodel: {model}\n{RANGED}",
                          env=env, capture_output=True, text=True, check=True).stdout
@@ -278,27 +282,47 @@ def test_narrowing_one_range_leaves_the_other_draws_alone(model):
                                       + RANGED.replace("top_k: [10, 20]", "top_k: 15"),
                                       check_files=False))
     for a, b in zip(wide, narrow):
-        assert b.sampling["top_k"] == 15
-        assert {k: v for k, v in a.sampling.items() if k != "top_k"} == \
-               {k: v for k, v in b.sampling.items() if k != "top_k"}
+        assert b.sampling.top_k == 15
+        assert dataclasses.replace(a.sampling, top_k=15) == b.sampling
 
 
 def test_plan_feeds_the_sampler_directly(model):
-    import dataclasses
-
-    from generator.sampling.filters import SamplingParams
-
-    # Every sampler setting comes from the plan: a key the plan left out would silently take the
-    # sampler's default instead of the recipe's value.
-    fields = {f.name for f in dataclasses.fields(SamplingParams)}
+    # Every sampler setting comes from the recipe: a field the plan left at the sampler's default
+    # instead of the recipe's value would pass unnoticed by a sampler that accepts defaults.
     text = f"name: Ranged\nmodel: {model}\n" + RANGED.replace("beam_width: [1, 3]", "beam_width: 1")
     recipe = parse_recipe(text + "  pitch_range: [28, 96]\n  genre_guidance: 1.5\n", check_files=False)
     for plan in plan_tracks(recipe)[:4]:
-        assert set(plan.sampling) == fields
-        params = SamplingParams(**plan.sampling)
+        params = plan.sampling
+        assert type(params) is SamplingParams
         assert (params.pitch_range, params.genre_guidance, params.beam_width) == ((28, 96), 1.5, 1)
-        lo, hi = recipe.sampling.top_k
-        assert lo <= params.top_k <= hi and type(params.top_k) is int
+        for f in drawn_fields():
+            lo, hi = getattr(recipe.sampling, f.name)
+            assert lo <= getattr(params, f.name) <= hi, f.name
+        assert type(params.top_k) is int
+
+
+def test_plan_sampling_is_typed_and_pinned_for_the_ranged_recipe(model):
+    plans = plan_tracks(ranged(model))
+    assert all(type(p.sampling) is SamplingParams for p in plans)
+    # A change here changes every library made from a recipe with ranges.
+    assert plans[0].sampling == SamplingParams(
+        temperature=1.0513, top_p=0.9252, top_k=18, at_least_k=4, rp_penalty=0.017,
+        rp_restore_speed=0.5402, topp_temperature=1.087, beam_width=3, length_penalty=0.8363,
+        genre_guidance=0.0, pitch_range=(21, 96), sber_compatible=False)
+
+
+def test_the_old_key_seed_compatible_still_works(model):
+    old = parse_recipe(minimal(model, "sampling:\n  seed_compatible: true\n"))
+    new = parse_recipe(minimal(model, "sampling:\n  sber_compatible: true\n"))
+    assert old.sampling.sber_compatible is True and old == new
+    assert all(p.sampling.sber_compatible for p in plan_tracks(old))
+    with pytest.raises(RecipeError, match=r":8: sampling\.seed_compatible: is the old name of `sber_compatible`"):
+        parse_recipe(minimal(model, "sampling:\n  sber_compatible: true\n  seed_compatible: true\n"))
+
+
+def test_genre_guidance_with_beams_is_a_recipe_error(model):
+    with pytest.raises(RecipeError, match=r":8: sampling\.genre_guidance: genre guidance .* beam_width up to 2"):
+        parse_recipe(minimal(model, "sampling:\n  beam_width: [1, 2]\n  genre_guidance: 1\n"))
 
 
 def test_weights_become_counts_by_largest_remainder(model):
@@ -421,9 +445,7 @@ def test_bad_shard_is_a_recipe_error(model, bad):
 # --- fuzzing --------------------------------------------------------------------------------------
 
 SECTION_KEYS = {
-    "sampling": ["temperature", "top_p", "top_k", "at_least_k", "rp_penalty", "rp_restore_speed",
-                 "topp_temperature", "beam_width", "length_penalty", "pitch_range", "primer",
-                 "sber_compatible"],
+    "sampling": [*(f.name for f in spec_fields()), "primer"],
     "loops": ["max_attempts", "thresholds"],
     "mastering": ["target_lufs", "ceiling_dbtp", "ending", "fade_s"],
     "outputs": ["wav", "wav_sample_rate", "wav_bits", "mp3", "mp3_kbps", "stems", "cutdowns_s",

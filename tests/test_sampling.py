@@ -5,7 +5,6 @@ import torch
 
 from generator.errors import InputError
 from generator.sampling.filters import (
-    SamplingParams,
     at_least_k,
     filter_logits,
     guide,
@@ -18,6 +17,7 @@ from generator.sampling.filters import (
     top_k,
     top_p,
 )
+from generator.sampling.params import SamplingParams
 from generator.tokens import vocab
 
 INF = float("-inf")
@@ -121,11 +121,11 @@ def test_rp_update_sber_compatible_counts_shifts_one_step_short():
 
 def test_sber_order_masks_reproduce_its_pipeline():
     logits = _vocab_logits(t60=3.0, t100=5.0, t300=2.0, t260=1.0)
-    params = SamplingParams(top_k=3, top_p=0.95, sber_compatible=True)
+    params = SamplingParams.plain(top_k=3, top_p=0.95, sber_compatible=True)
     out = sber_filter_logits(logits, params)
     # 100 masked (range); top-3 of the rest: 60 (.665), 300 (.245), 260 (.09); cumsum < .95 keeps two
     assert _kept(out) == [60, 300]
-    ours = filter_logits(logits, SamplingParams(top_k=3, top_p=0.95, pitch_range=(21, 96)))
+    ours = filter_logits(logits, SamplingParams.plain(top_k=3, top_p=0.95, pitch_range=(21, 96)))
     assert _kept(ours) == [60, 260, 300]  # the crossing token (260) stays
 
 
@@ -134,10 +134,10 @@ def test_sber_order_applies_temperature_to_the_survivors_only():
     logits = torch.cat([logits, torch.full((1, vocab.SBER_VOCAB_SIZE - 4), -30.0)], dim=1)
     logits[0, :4] = -30.0
     logits[0, 300:304] = torch.tensor([3.0, 2.0, 1.0, 0.0])
-    params = SamplingParams(top_k=0, top_p=0.8, temperature=2.0, sber_compatible=True)
+    params = SamplingParams.plain(top_k=0, top_p=0.8, temperature=2.0, sber_compatible=True)
     out = sber_filter_logits(logits, params)
     assert _kept(out) == [300]  # cumsum .64 < .8, then .88: only the first, at_least_k 1
-    params = SamplingParams(top_p=0.8, temperature=2.0, at_least_k=3, sber_compatible=True)
+    params = SamplingParams.plain(top_p=0.8, temperature=2.0, at_least_k=3, sber_compatible=True)
     out = sber_filter_logits(logits, params)
     assert _kept(out) == [300, 301, 302]
     assert torch.allclose(out[0, 300:303], torch.tensor([1.5, 1.0, 0.5]))  # logits / temperature
@@ -147,9 +147,9 @@ def test_sber_penalty_falls_back_to_the_rest_of_the_top_k():
     logits = _vocab_logits(t60=2.0, t300=1.2, t301=0.0)
     table = new_rp_table(1)
     table[0, 60] = 0.0  # note 60 fully penalised
-    sber = SamplingParams(top_k=3, top_p=0.5, rp_penalty=0.05, sber_compatible=True)
+    sber = SamplingParams.plain(top_k=3, top_p=0.5, rp_penalty=0.05, sber_compatible=True)
     assert _kept(sber_filter_logits(logits, sber, table)) == [300, 301]  # its top-p set died
-    ours = SamplingParams(top_k=3, top_p=0.5, rp_penalty=0.05)
+    ours = SamplingParams.plain(top_k=3, top_p=0.5, rp_penalty=0.05)
     assert _kept(filter_logits(logits, ours, table)) == [300]  # penalty first, then nucleus
 
 
@@ -158,15 +158,15 @@ def test_filter_keeps_unpenalised_distribution_when_penalty_removes_everything()
     logits[0, 60] = 0.0
     table = new_rp_table(1)
     table[0, 60] = 0.0
-    assert _kept(filter_logits(logits, SamplingParams(rp_penalty=0.1), table)) == [60]
+    assert _kept(filter_logits(logits, SamplingParams.plain(rp_penalty=0.1), table)) == [60]
 
 
 def test_allowed_mask_applies_before_everything():
     logits = _vocab_logits(t60=5.0, t300=1.0)
     allowed = torch.ones(1, vocab.VOCAB_SIZE, dtype=torch.bool)
     allowed[0, 60] = False
-    assert _kept(filter_logits(logits, SamplingParams(top_k=1), allowed=allowed)) == [300]
-    assert _kept(sber_filter_logits(logits, SamplingParams(top_k=1, sber_compatible=True), allowed=allowed)) == [300]
+    assert _kept(filter_logits(logits, SamplingParams.plain(top_k=1), allowed=allowed)) == [300]
+    assert _kept(sber_filter_logits(logits, SamplingParams.plain(top_k=1, sber_compatible=True), allowed=allowed)) == [300]
 
 
 def test_sample_from_logits_is_inverse_cdf_most_likely_first():
@@ -185,14 +185,14 @@ def test_sample_from_logits_is_inverse_cdf_most_likely_first():
 ])
 def test_sampling_params_reject_bad_values_naming_the_key(key, value):
     with pytest.raises(InputError, match=f"'{key}'"):
-        SamplingParams(**{key: value})
+        SamplingParams.plain(**{key: value})
 
 
 def test_genre_guidance_is_for_sampling_with_our_models():
     with pytest.raises(InputError, match="'genre_guidance'.*beam_width 1"):
-        SamplingParams(genre_guidance=1.0, beam_width=4)
+        SamplingParams.plain(genre_guidance=1.0, beam_width=4)
     with pytest.raises(InputError, match="'genre_guidance'.*sber_compatible false"):
-        SamplingParams(genre_guidance=1.0, sber_compatible=True)
+        SamplingParams.plain(genre_guidance=1.0, sber_compatible=True)
 
 
 def test_guide_moves_logits_away_from_the_unconditioned_ones():
@@ -203,8 +203,10 @@ def test_guide_moves_logits_away_from_the_unconditioned_ones():
     assert torch.allclose(torch.softmax(shifted, -1), torch.softmax(out, -1))  # logits or log-probs alike
 
 
-def test_sampling_params_defaults_are_off():
-    p = SamplingParams()
-    assert (p.temperature, p.top_k, p.top_p, p.at_least_k, p.rp_penalty, p.beam_width) == (1.0, 0, 1.0, 1, 0.0, 1)
+def test_sampling_params_defaults_are_the_recipe_defaults_and_plain_is_off():
+    p = SamplingParams()  # Sber's demo settings, as a recipe that leaves the keys out
+    assert (p.temperature, p.top_k, p.top_p, p.at_least_k, p.rp_penalty, p.beam_width, p.pitch_range) == \
+           (1.0, 60, 0.99, 1, 0.05, 1, (21, 96))
     logits = torch.randn(2, vocab.VOCAB_SIZE)
-    assert torch.equal(filter_logits(logits, p), logits)
+    assert torch.equal(filter_logits(logits, SamplingParams.plain()), logits)
+    assert SamplingParams.plain(top_k=5).top_k == 5

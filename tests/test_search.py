@@ -9,12 +9,18 @@ from typer.testing import CliRunner
 from generator.errors import InputError
 from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
 from generator.sampling.compose import compose, compose_many, derive_seed
-from generator.sampling.filters import SamplingParams, filter_logits
+from generator.sampling.filters import filter_logits
 from generator.sampling.generate import GenerationRequest, beam_search, generate, primer_from_midi
+from generator.sampling.params import SamplingParams
 from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.tokens import vocab
 from generator.tokens.tokenizer import ids_to_notes, seconds_of
 from paths import SBER_MIDI, VECTORS
+
+
+def _request(genre: str, seed: int, duration_s: float, **kwargs) -> GenerationRequest:
+    """A request that samples the model's own distribution (these tests were written for it)."""
+    return GenerationRequest(genre, seed, duration_s, SamplingParams.plain(), **kwargs)
 
 
 def _model(time_bias: float = 0.0, seed: int = 0, **config) -> MusicTransformer:
@@ -36,8 +42,8 @@ def _sounding_at_end(ids) -> bool:
 def test_batch_rows_are_independent():
     model = _model(time_bias=-1.0)
     primer = (vocab.VELOCITY + 20, 60, vocab.TIME_SHIFT + 30, 188)
-    params = [SamplingParams(), SamplingParams(top_k=20, rp_penalty=0.3, temperature=0.9),
-              SamplingParams(top_p=0.9, sber_compatible=True, rp_penalty=0.1)]
+    params = [SamplingParams.plain(), SamplingParams.plain(top_k=20, rp_penalty=0.3, temperature=0.9),
+              SamplingParams.plain(top_p=0.9, sber_compatible=True, rp_penalty=0.1)]
     requests = [GenerationRequest(vocab.GENRES[i % 4], 100 + i, 2.0 + i, params[i % 3],
                                   primer if i % 2 else (), "ring" if i % 3 else "fade") for i in range(8)]
     together = generate(model, requests, batch_size=8)
@@ -52,7 +58,7 @@ def test_finished_rows_leave_the_batch():
     sizes = []
     step = model.step
     model.step = lambda ids, cache: (sizes.append(ids.shape[0]), step(ids, cache))[1]
-    requests = [GenerationRequest("jazz", s, d) for s, d in enumerate((1.0, 4.0, 8.0, 16.0))]
+    requests = [_request("jazz", s, d) for s, d in enumerate((1.0, 4.0, 8.0, 16.0))]
     results = generate(model, requests, batch_size=4)
     assert sizes[0] == 4 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)
     assert sum(sizes) <= sum(r.tokens_generated for r in results)  # one row-step per sampled token at most
@@ -60,23 +66,23 @@ def test_finished_rows_leave_the_batch():
 
 def test_a_seed_gives_the_same_track_and_another_seed_another():
     model = _model()
-    a, b, c = generate(model, [GenerationRequest("jazz", 1, 5.0), GenerationRequest("jazz", 1, 5.0),
-                               GenerationRequest("jazz", 2, 5.0)])
+    a, b, c = generate(model, [_request("jazz", 1, 5.0), _request("jazz", 1, 5.0),
+                               _request("jazz", 2, 5.0)])
     assert a.ids == b.ids != c.ids
 
 
 def test_beam_width_one_equals_greedy():
     model = _model(time_bias=-0.5)
-    request = GenerationRequest("pop", 0, 4.0, SamplingParams(top_k=1, rp_penalty=0.2))
+    request = GenerationRequest("pop", 0, 4.0, SamplingParams.plain(top_k=1, rp_penalty=0.2))
     greedy = generate(model, [request])[0]
-    beam = beam_search(model, replace(request, params=SamplingParams(rp_penalty=0.2)), beam_width=1)
+    beam = beam_search(model, replace(request, params=SamplingParams.plain(rp_penalty=0.2)), beam_width=1)
     assert tuple(beam.tokens) == greedy.ids
     assert greedy.tokens_generated > 20
 
 
 def test_beam_search_ends_on_time_and_is_deterministic():
     model = _model(time_bias=1.0)
-    request = GenerationRequest("calm", 0, 3.0, SamplingParams(beam_width=3, length_penalty=0.7))
+    request = GenerationRequest("calm", 0, 3.0, SamplingParams.plain(beam_width=3, length_penalty=0.7))
     first, second = generate(model, [request, replace(request, seed=9)])
     assert first.ids == second.ids  # no randomness in a beam search
     assert first.ids[-1] == vocab.END and abs(first.duration_s - 3.0) <= 0.06
@@ -86,7 +92,7 @@ def test_beam_search_ends_on_time_and_is_deterministic():
 @pytest.mark.parametrize("ending", ["ring", "fade"])
 def test_duration_is_within_two_percent_and_ends_musically(target_s, ending):
     model = _model(time_bias=1.0)  # a model that emits many time shifts
-    results = generate(model, [GenerationRequest("jazz", s, target_s, ending=ending) for s in range(3)])
+    results = generate(model, [_request("jazz", s, target_s, ending=ending) for s in range(3)])
     assert all(ids_to_notes(r.ids) for r in results)
     for r in results:
         assert abs(r.duration_s - target_s) <= 0.02 * target_s
@@ -124,7 +130,7 @@ def _uncached_greedy(model: MusicTransformer, request: GenerationRequest) -> tup
 
 def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
     model = _model(time_bias=-2.0)  # few time shifts: many tokens per second
-    request = GenerationRequest("classic", 0, 6.0, SamplingParams(top_k=1))
+    request = GenerationRequest("classic", 0, 6.0, SamplingParams.plain(top_k=1))
     result = generate(model, [request])[0]
     assert result.tokens_generated > 3 * model.config.max_seq
     assert _uncached_greedy(model, request) == result.ids
@@ -132,16 +138,16 @@ def test_sliding_window_goes_past_max_seq_and_matches_an_uncached_reference():
 
 def test_genre_guidance_matches_an_uncached_reference_and_keeps_rows_independent():
     model = _model(time_bias=-2.0, unconditioned=True)  # past max_seq: the twins are re-primed too
-    request = GenerationRequest("pop", 0, 4.0, SamplingParams(top_k=1, genre_guidance=1.5))
+    request = GenerationRequest("pop", 0, 4.0, SamplingParams.plain(top_k=1, genre_guidance=1.5))
     result = generate(model, [request])[0]
     assert result.tokens_generated > 2 * model.config.max_seq
     assert _uncached_greedy(model, request) == result.ids
-    plain = generate(model, [replace(request, params=SamplingParams(top_k=1))])[0]
+    plain = generate(model, [replace(request, params=SamplingParams.plain(top_k=1))])[0]
     assert plain.ids != result.ids  # guidance changes what is chosen
 
     # guided and unguided rows of any length share a batch (twins leave it with their rows)
     mixed = [GenerationRequest(vocab.GENRES[i % 4], 50 + i, 1.0 + i / 2,
-                               SamplingParams(top_k=20, genre_guidance=(0.0, 1.0, 3.0)[i % 3])) for i in range(7)]
+                               SamplingParams.plain(top_k=20, genre_guidance=(0.0, 1.0, 3.0)[i % 3])) for i in range(7)]
     together = generate(model, mixed, batch_size=7)
     alone = [generate(model, [r], batch_size=1)[0] for r in mixed]
     assert [r.ids for r in together] == [r.ids for r in alone]
@@ -149,12 +155,12 @@ def test_genre_guidance_matches_an_uncached_reference_and_keeps_rows_independent
 
 def test_genre_guidance_refuses_a_model_that_never_learned_no_genre():
     with pytest.raises(InputError, match="--genre-dropout"):
-        generate(_model(), [GenerationRequest("pop", 0, 1.0, SamplingParams(genre_guidance=1.0))])
+        generate(_model(), [GenerationRequest("pop", 0, 1.0, SamplingParams.plain(genre_guidance=1.0))])
 
 
 def test_time_budget_stops_all_rows_with_an_ending():
     model = _model(time_bias=-2.0)
-    requests = [GenerationRequest("pop", s, 600.0) for s in range(4)]
+    requests = [_request("pop", s, 600.0) for s in range(4)]
     spent = generate(model, requests, time_budget_s=0.0)
     assert {r.stop_reason for r in spent} == {"time_budget"}
     assert all(r.ids == (vocab.END,) for r in spent)
@@ -167,7 +173,7 @@ def test_time_budget_stops_all_rows_with_an_ending():
 
 def test_a_model_without_time_shifts_is_capped():
     model = _model(time_bias=-1e4)
-    result = generate(model, [GenerationRequest("jazz", 0, 60.0)])[0]
+    result = generate(model, [_request("jazz", 0, 60.0)])[0]
     assert result.stop_reason == "token_cap"
     closing = result.ids[STALL_TOKENS:]  # closed after STALL_TOKENS tokens without a time shift
     assert closing[-1] == vocab.END and vocab.END not in result.ids[:STALL_TOKENS]
@@ -191,18 +197,18 @@ def test_the_total_token_cap_holds_when_time_crawls():
 
 def test_requests_are_validated():
     with pytest.raises(InputError, match="genre 'rock'"):
-        GenerationRequest("rock", 0, 10.0)
+        _request("rock", 0, 10.0)
     with pytest.raises(InputError, match="ending"):
-        GenerationRequest("jazz", 0, 10.0, ending="cut")
+        _request("jazz", 0, 10.0, ending="cut")
     with pytest.raises(InputError, match="duration_s"):
-        GenerationRequest("jazz", 0, -1.0)
+        _request("jazz", 0, -1.0)
     with pytest.raises(InputError, match="primer_ids hold END"):
-        GenerationRequest("jazz", 0, 10.0, primer_ids=(60, vocab.END))
+        _request("jazz", 0, 10.0, primer_ids=(60, vocab.END))
     with pytest.raises(InputError, match="at most 512"):
-        GenerationRequest("jazz", 0, 10.0, primer_ids=(60,) * 513)
+        _request("jazz", 0, 10.0, primer_ids=(60,) * 513)
     with pytest.raises(InputError, match="primer lasts"):
-        generate(_model(), [GenerationRequest("jazz", 0, 1.0, primer_ids=(vocab.TIME_SHIFT + 99,) * 2)])
-    assert GenerationRequest("ambient", 0, 1.0).genre_token == vocab.genre_token("calm")
+        generate(_model(), [_request("jazz", 0, 1.0, primer_ids=(vocab.TIME_SHIFT + 99,) * 2)])
+    assert _request("ambient", 0, 1.0).genre_token == vocab.genre_token("calm")
 
 
 @pytest.mark.parametrize("from_end", [False, True])
@@ -215,13 +221,13 @@ def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
     sber = primer_from_midi(SBER_MIDI / "jazz_0.mid", 8.0, from_end, sber_compatible=True)
     assert max(sber) < vocab.END
     model = _model()
-    result = generate(model, [GenerationRequest("jazz", 0, 12.0, primer_ids=ids)])[0]
+    result = generate(model, [_request("jazz", 0, 12.0, primer_ids=ids)])[0]
     assert result.ids[:len(ids)] == ids and abs(result.duration_s - 12.0) <= 0.24
 
 
 def test_sber_format_checkpoint_generates_in_its_vocabulary():
     model, meta = load_checkpoint(VECTORS / "sber_tiny_state_dict.pt")
-    params = SamplingParams(top_k=60, top_p=0.99, rp_penalty=0.05, sber_compatible=True)
+    params = SamplingParams.plain(top_k=60, top_p=0.99, rp_penalty=0.05, sber_compatible=True)
     result = generate(model, [GenerationRequest("calm", 0, 4.0, params)])[0]
     assert max(result.ids) == vocab.END and abs(result.duration_s - 4.0) <= 0.08
 
@@ -233,7 +239,7 @@ def test_compose_resamples_then_accepts():
         calls.append(ids)
         return "phrase_loop: test" if len(calls) < 3 else None
 
-    out = compose(_model(), GenerationRequest("jazz", 7, 2.0), max_attempts=4, detector=picky)
+    out = compose(_model(), _request("jazz", 7, 2.0), max_attempts=4, detector=picky)
     assert out.accepted and len(out.rejections) == 2
     assert [seed for seed, _ in out.rejections] == [7, derive_seed(7, 1)]
     assert out.request.seed == derive_seed(7, 2) and len(set(calls)) == 3
@@ -243,7 +249,7 @@ def test_compose_gives_up_after_max_attempts():
     from generator.sampling.loops import LoopLimits
 
     impossible = LoopLimits(min_notes=10**6)
-    out = compose_many(_model(), [GenerationRequest("jazz", s, 2.0) for s in range(3)],
+    out = compose_many(_model(), [_request("jazz", s, 2.0) for s in range(3)],
                        limits=impossible, max_attempts=3)
     assert all(not c.accepted and len(c.rejections) == 3 for c in out)
     assert all(reason.startswith("too_few_notes") for c in out for _, reason in c.rejections)
@@ -302,11 +308,11 @@ def test_the_instrument_palette_limits_instrument_tokens_and_notes():
     outside = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, instruments=(4,))
     assert not outside.allowed()[vocab.NOTE_ON:vocab.NOTE_OFF].any()  # piano is current but not allowed
     model = _model(time_bias=1.0)
-    result = generate(model, [GenerationRequest("jazz", 5, 8.0, instruments=palette)])[0]
+    result = generate(model, [_request("jazz", 5, 8.0, instruments=palette)])[0]
     used = {n.instrument for n in ids_to_notes(result.ids)}
     assert used and used <= set(palette)
     with pytest.raises(InputError):
-        GenerationRequest("jazz", 5, 8.0, instruments=(17,))
+        _request("jazz", 5, 8.0, instruments=(17,))
 
 
 def test_note_off_is_allowed_only_for_a_note_sounding_in_the_current_family():
@@ -325,7 +331,7 @@ def test_note_off_is_allowed_only_for_a_note_sounding_in_the_current_family():
 
 def test_generated_tracks_have_no_note_off_without_its_note():
     model = _model(time_bias=1.0)  # random weights: NOTE_OFFs for silent pitches get real mass
-    for result in generate(model, [GenerationRequest("pop", seed, 6.0) for seed in range(3)]):
+    for result in generate(model, [_request("pop", seed, 6.0) for seed in range(3)]):
         family, sounding = 0, set()
         for token in result.ids:
             if token >= vocab.INSTRUMENT:

@@ -7,9 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from generator.commands._sampling_options import sampling_options
 from generator.errors import InputError
+from generator.sampling.params import SamplingParams
 
 
+@sampling_options
 def evaluate(
     checkpoint: Annotated[Optional[Path], typer.Option(
         "--checkpoint", help="Model checkpoint (default: the shipped models/gen-small.pt).")] = None,
@@ -24,18 +27,6 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     markdown_out: Annotated[Optional[Path], typer.Option(
         "--markdown", help="Write the report as a Markdown section (for QUALITY.md) here.")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (1 = the model's own).")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Keep the k most likely tokens (0 = off).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus: keep the most likely tokens up to this "
-                                         "probability mass (1 = off).")] = 1.0,
-    at_least_k: Annotated[int, typer.Option("--at-least-k", min=1, help="Always keep this many tokens.")] = 1,
-    rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated "
-                                              "pitch (0 = off; Sber used 0.05).")] = 0.0,
-    rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty regained per "
-                                                    "second of music.")] = 0.7,
-    beam_width: Annotated[int, typer.Option("--beam-width", min=1, help="Beam search width (1 = sampling).")] = 1,
-    genre_guidance: Annotated[float, typer.Option("--genre-guidance", min=0.0, help="Classifier-free genre "
-                                                  "guidance weight (0 = off; needs --genre-dropout training).")] = 0.0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Samples per track before it "
                                               "is given up (loop-detector resampling).")] = 4,
     reference_per_genre: Annotated[int, typer.Option("--reference-per-genre", min=2, help="Real train "
@@ -47,6 +38,8 @@ def evaluate(
     nll_tokens: Annotated[int, typer.Option("--nll-tokens", min=0, help="Held-out tokens scored per genre "
                                             "for the NLL (whole pieces until this many; 0 = all).")] = 50_000,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no table.")] = False,
+    *,
+    params: SamplingParams,
 ) -> None:
     """Generate --per-genre tracks of each genre and measure features, genre fidelity, loops,
     copies, durations, endings and held-out NLL against the corpus shards."""
@@ -57,7 +50,6 @@ def evaluate(
     from generator.eval.evaluate import EvalSettings, run_eval
     from generator.model.transformer import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
-    from generator.sampling.filters import SamplingParams
 
     path = checkpoint or SHIPPED_CHECKPOINT
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -66,9 +58,6 @@ def evaluate(
                             max_attempts=max_attempts, reference_per_genre=reference_per_genre,
                             copy_pieces=copy_pieces, transposition_invariant=transposed_copies,
                             nll_tokens_per_genre=nll_tokens or None)
-    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, at_least_k=at_least_k,
-                            rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed, beam_width=beam_width,
-                            genre_guidance=genre_guidance)
     torch.manual_seed(seed)
     model, meta = load_checkpoint(path, map_location=device)
     info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}

@@ -8,11 +8,15 @@ from typing import Annotated
 
 import typer
 
+from generator.commands._sampling_options import sampling_options
+from generator.sampling.params import SamplingParams
+
 
 def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) -> None:
     app.command("sample")(sample)
 
 
+@sampling_options
 def sample(
     genre: Annotated[str, typer.Option("--genre", help="classic, jazz, calm (ambient) or pop.")],
     out: Annotated[Path, typer.Option("--out", help="MIDI file to write (atomically).")],
@@ -24,32 +28,18 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same track.")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     ending: Annotated[str, typer.Option("--ending", help="ring (last notes ring) or fade (the renderer fades).")] = "ring",
-    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (1 = the model's own).")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus: smallest set with this much probability (1 = off).")] = 1.0,
-    topp_temperature: Annotated[float, typer.Option("--topp-temperature", help="Temperature of the distribution the nucleus is cut from.")] = 1.0,
-    at_least_k: Annotated[int, typer.Option("--at-least-k", help="Always keep the k most likely tokens.")] = 1,
-    rp_penalty: Annotated[float, typer.Option("--rp-penalty", help="Repetition penalty per repeated note (0 = off; Sber used 0.05).")] = 0.0,
-    rp_restore_speed: Annotated[float, typer.Option("--rp-restore-speed", help="Penalty restored per second of music.")] = 0.7,
-    beam_width: Annotated[int, typer.Option("--beam-width", help="Beam search width (1 = sampling); for short continuations.")] = 1,
-    length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = log p / length ** this.")] = 1.0,
-    sber_compatible: Annotated[bool, typer.Option("--sber-compatible", "--seed-compatible", help="Filter in Sber's exact order.")] = False,
-    genre_guidance: Annotated[float, typer.Option("--genre-guidance", help="Classifier-free genre guidance: push each step away from the model's unconditioned prediction by this much (0 = off; needs a model trained with --genre-dropout; twice the model work).")] = 0.0,
+    *,
+    params: SamplingParams,
 ) -> None:
     """Sample one track to a MIDI file."""
     from generator.tokens import vocab
     from generator.errors import GeneratorError, InputError
-    from generator.sampling.filters import SamplingParams
 
     try:
         vocab.canonical_genre(genre)
     except KeyError:
         raise InputError(f"--genre '{genre}' is unknown: use one of {', '.join(vocab.GENRES)} "
                          f"(or {', '.join(vocab.GENRE_ALIASES)})") from None
-    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, topp_temperature=topp_temperature,
-                            at_least_k=at_least_k, rp_penalty=rp_penalty, rp_restore_speed=rp_restore_speed,
-                            beam_width=beam_width, length_penalty=length_penalty, sber_compatible=sber_compatible,
-                            genre_guidance=genre_guidance)
     if device != "cpu" and not device.startswith("cuda"):
         raise GeneratorError(f"--device {device!r}: use cpu or cuda")
 

@@ -16,7 +16,8 @@ def validate(
         help="Check that the model, SoundFont and primer files exist.")] = True,
 ) -> None:
     """Validate a recipe: print a short summary, or `Error: <file>:<line>: <key>: ...`."""
-    from generator.library.recipe import load_recipe, plan_tracks
+    from generator.library.plan import plan_tracks
+    from generator.library.recipe import load_recipe
     from generator.library.summary import recipe_summary
 
     loaded = load_recipe(recipe, check_files=check_files)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -373,11 +373,5 @@ def run_eval(model, params, settings: EvalSettings, data_dir, device: str = "cpu
     unigram = unigram_baseline(train, test, settings.nll_tokens_per_genre)
     timings["nll_s"] = time.monotonic() - start
     return replace(report, nll=nll, unigram_nll=unigram,
-                   meta={**(meta or {}), "sampling": _params_dict(params), "timings": timings,
+                   meta={**(meta or {}), "sampling": asdict(params), "timings": timings,
                          "train_pieces": len(train), "test_pieces": len(test)})
-
-
-def _params_dict(params) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(params) if is_dataclass(params) else dict(params or {})

@@ -218,14 +218,13 @@ class _Composed:
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.sampling.compose import compose_many
-    from generator.sampling.filters import SamplingParams
     from generator.sampling.generate import GenerationRequest
     from generator.sampling.loops import detect, release_after_s
 
     recipe = ctx.recipe
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
-                          params=SamplingParams(**p.sampling), primer_ids=ctx.primer_ids,
+                          params=p.sampling, primer_ids=ctx.primer_ids,
                           ending=recipe.mastering.ending,
                           max_note_s=release_after_s(loop_limits(recipe, p.genre), p.genre),
                           instruments=tuple(sorted(_programs(recipe, p.genre))))
@@ -270,7 +269,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
         track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
         bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=duration_s,
         model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
-        tags=(plan.genre, recipe.name), sampling=dict(plan.sampling),
+        tags=(plan.genre, recipe.name), sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
                "device": ctx.device},

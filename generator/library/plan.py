@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from generator.tokens import vocab
 from generator.errors import RecipeError
 from generator.library.recipe_fields import safe_name
+from generator.sampling.params import SamplingParams, drawn_fields, field_spec
 
 if TYPE_CHECKING:
     from generator.library.recipe import Recipe
 
 GROUP_SIZE = 8  # the pipeline samples fixed groups of 8 consecutive tracks together
-# Drawn per track, one uniform each, always in this order: narrowing one range never shifts another.
-SAMPLED = ("temperature", "top_p", "top_k", "at_least_k", "rp_penalty", "rp_restore_speed",
-           "topp_temperature", "beam_width", "length_penalty", "genre_guidance")
-SAMPLED_INTS = ("top_k", "at_least_k", "beam_width")
+
+
 @dataclass(frozen=True)
 class TrackPlan:
     """One track to make: its stable seed and the concrete values drawn for it."""
@@ -36,7 +35,7 @@ class TrackPlan:
     genre: str  # canonical genre
     seed: int
     duration_s: float
-    sampling: dict = field(hash=False)  # SamplingParams keyword arguments, drawn for this track
+    sampling: SamplingParams  # drawn for this track
     title: str
 
 
@@ -56,13 +55,12 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
         seed = track_seed(recipe.seed, index)
         rng = np.random.default_rng(seed)
         duration_s = _draw(float(rng.random()), recipe.duration_s, integer=False, decimals=1)
-        sampling: dict[str, Any] = {
-            name: _draw(float(rng.random()), getattr(recipe.sampling, name),
-                        integer=name in SAMPLED_INTS, decimals=4)
-            for name in SAMPLED
-        }
-        sampling["pitch_range"] = tuple(recipe.sampling.pitch_range)
-        sampling["sber_compatible"] = recipe.sampling.sber_compatible
+        # One uniform per drawn field, in the spec's order: narrowing one range never shifts another.
+        drawn = {f.name: _draw(float(rng.random()), getattr(recipe.sampling, f.name),
+                               integer=field_spec(f).integer, decimals=4)
+                 for f in drawn_fields()}
+        sampling = SamplingParams(**drawn, pitch_range=tuple(recipe.sampling.pitch_range),
+                                  sber_compatible=recipe.sampling.sber_compatible)
         title = recipe.title_template.format(n=index + 1, name=recipe.name, genre=genre).strip()
         plans.append(TrackPlan(index, f"{slug}_{index + 1:0{width}d}", genre, seed, duration_s,
                                sampling, title))

@@ -1,9 +1,8 @@
-"""YAML recipe -> validated, frozen Recipe -> a deterministic per-track plan (and its shards).
+"""YAML recipe -> validated, frozen Recipe (library/plan.py turns it into per-track plans).
 
 `load_recipe` turns every problem into one `RecipeError` line, "<file>:<line>: <key>: <problem>
-(<fix>)". `plan_tracks` derives each track's seed from (recipe seed, index) with SHA-256, so a track
-is the same whether it is planned alone, in a shard or in the whole batch. Every key is documented
-in docs/recipes.md.
+(<fix>)". The `sampling` section follows the sampling spec (generator/sampling/params.py). Every
+key is documented in docs/recipes.md.
 """
 
 from __future__ import annotations
@@ -15,16 +14,17 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo
+from pydantic import create_model
 from pydantic import field_validator, model_validator
 
 from generator.library import recipe_fields as rf
 from generator.tokens import vocab
 from generator.errors import RecipeError, SoundFontError
-from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks, track_seed  # noqa: F401
 from generator.library.recipe_fields import safe_name
 from generator.library.yamlmarks import YamlProblem, line_of, parse_yaml
 from generator.paths import PROJECT_ROOT
+from generator.sampling.params import SamplingParams, field_spec, guidance_conflict, spec_fields
 
 DEFAULT_MODEL = "models/gen-small.pt"
 DEFAULT_SOUNDFONT = "fluidr3_gm"
@@ -66,33 +66,51 @@ def _pitch_range(value: Any) -> IntRange:
     return lo, hi
 
 
-class Sampling(_Section):
-    temperature: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=100, lo_open=True, example="1.0", example_range="[0.9, 1.1]"))] \
-        = (1.0, 1.0)
-    top_p: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=1, lo_open=True, example="0.98", example_range="[0.95, 0.99]"))] \
-        = (0.99, 0.99)
-    top_k: Annotated[IntRange, _v(rf.range_field(
-        integer=True, lo=0, hi=100_000, example="60", example_range="[40, 80]"))] = (60, 60)
-    at_least_k: Annotated[IntRange, _v(rf.range_field(
-        integer=True, lo=1, hi=100_000, example="1", example_range="[1, 4]"))] = (1, 1)
-    rp_penalty: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=1, example="0.05", example_range="[0.03, 0.08]"))] = (0.05, 0.05)
-    rp_restore_speed: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=100, example="0.7", example_range="[0.5, 1.0]"))] = (0.7, 0.7)
-    topp_temperature: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=100, lo_open=True, example="1.0", example_range="[0.9, 1.1]"))] \
-        = (1.0, 1.0)
-    beam_width: Annotated[IntRange, _v(rf.range_field(
-        integer=True, lo=1, hi=64, example="1", example_range="[1, 4]"))] = (1, 1)
-    length_penalty: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=10, example="1.0", example_range="[0.8, 1.2]"))] = (1.0, 1.0)
-    genre_guidance: Annotated[FloatRange, _v(rf.range_field(
-        integer=False, lo=0, hi=10, example="1.0", example_range="[0.5, 1.5]"))] = (0.0, 0.0)
-    pitch_range: Annotated[IntRange, _v(_pitch_range)] = (21, 96)
-    sber_compatible: bool = False
-    primer: Primer | None = None
+def _sampling_section() -> type[BaseModel]:
+    """The `sampling` section, built from the sampling spec (generator/sampling/params.py): every
+    drawn parameter is a number or a [lo, hi] range with the spec's bounds and default."""
+    defaults = SamplingParams()
+    fields: dict[str, Any] = {}
+    for f in spec_fields():
+        spec = field_spec(f)
+        if spec.drawn:
+            check = rf.range_field(integer=spec.integer, lo=spec.lo, hi=spec.hi, lo_open=spec.lo_open,
+                                   example=spec.example, example_range=spec.example_range)
+            default = getattr(defaults, f.name)
+            fields[f.name] = (Annotated[IntRange if spec.integer else FloatRange, _v(check)],
+                              (default, default))
+    fields["pitch_range"] = (Annotated[IntRange, _v(_pitch_range)], defaults.pitch_range)
+    fields["sber_compatible"] = (bool, Field(defaults.sber_compatible, validation_alias=AliasChoices(
+        "sber_compatible", *field_spec("sber_compatible").aliases)))
+    fields["primer"] = (Primer | None, None)
+    assert set(fields) == {f.name for f in spec_fields()} | {"primer"}, "a spec field lacks a recipe key"
+    return create_model("Sampling", __base__=_Section, __module__=__name__,
+                        __validators__={"_old_names": model_validator(mode="before")(_old_names),
+                                        "_guidance": model_validator(mode="after")(_guidance_rule)},
+                        **fields)
+
+
+def _guidance_rule(section: Any) -> Any:
+    """Every track's draw must make valid SamplingParams: guidance rules out beams and Sber's order."""
+    guidance, beams = section.genre_guidance[1], section.beam_width[1]
+    if guidance_conflict(guidance, beams, section.sber_compatible):
+        clash = f"beam_width up to {beams}" if beams > 1 else "sber_compatible true"
+        rf.fail(f"genre guidance (up to {guidance:g}) cannot go with {clash}",
+                "use beam_width 1 and sber_compatible false, or genre_guidance 0", "genre_guidance")
+    return section
+
+
+def _old_names(data: Any) -> Any:
+    """An old key name (seed_compatible) is accepted, but not next to its new name."""
+    if isinstance(data, dict):
+        for f in spec_fields():
+            for old in field_spec(f).aliases:
+                if old in data and f.name in data:
+                    rf.fail(f"is the old name of `{f.name}`, which is given too", f"remove `{old}`", old)
+    return data
+
+
+Sampling = _sampling_section()
 
 
 class Loops(_Section):

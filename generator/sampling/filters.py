@@ -8,73 +8,13 @@ notes never lower another row's multipliers (Sber's batch version leaks them).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
 from generator.tokens import vocab
-from generator.errors import InputError
+from generator.sampling.params import SamplingParams
 
 NEG_INF = float("-inf")
 SBER_PITCH_RANGE = (21, 96)  # Sber's whitelist (piano range as its encoder keeps it)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How each next token is chosen. Defaults sample from the model's plain distribution."""
-
-    temperature: float = 1.0
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0
-    topp_temperature: float = 1.0
-    at_least_k: int = 1
-    rp_penalty: float = 0.0  # 0: repetition penalty off
-    rp_restore_speed: float = 0.7
-    pitch_range: tuple[int, int] | None = None
-    beam_width: int = 1
-    length_penalty: float = 1.0
-    sber_compatible: bool = False
-    genre_guidance: float = 0.0  # classifier-free guidance: 0 off; w in cond + w * (cond - uncond)
-
-    def __post_init__(self) -> None:
-        _check(self.temperature > 0 and math.isfinite(self.temperature), "temperature",
-               self.temperature, "use a number > 0 (1.0 = the model's own distribution)")
-        _check(_is_int(self.top_k) and self.top_k >= 0, "top_k", self.top_k,
-               "use a whole number >= 0 (0 = off)")
-        _check(0 < self.top_p <= 1, "top_p", self.top_p, "use a number in (0, 1] (1 = off)")
-        _check(self.topp_temperature > 0 and math.isfinite(self.topp_temperature),
-               "topp_temperature", self.topp_temperature, "use a number > 0")
-        _check(_is_int(self.at_least_k) and self.at_least_k >= 1, "at_least_k", self.at_least_k,
-               "use a whole number >= 1")
-        _check(0 <= self.rp_penalty <= 1, "rp_penalty", self.rp_penalty,
-               "use a number in [0, 1] (0 = off; Sber used 0.05)")
-        _check(0 <= self.rp_restore_speed < math.inf, "rp_restore_speed", self.rp_restore_speed,
-               "use a number >= 0 (multiplier regained per second of music; Sber used 0.7)")
-        if self.pitch_range is not None:
-            ok = (len(self.pitch_range) == 2 and all(_is_int(p) for p in self.pitch_range)
-                  and 0 <= self.pitch_range[0] <= self.pitch_range[1] <= 127)
-            _check(ok, "pitch_range", self.pitch_range, "use two MIDI pitches [lo, hi], 0 <= lo <= hi <= 127")
-        _check(_is_int(self.beam_width) and self.beam_width >= 1, "beam_width", self.beam_width,
-               "use a whole number >= 1 (1 = sampling)")
-        _check(self.length_penalty >= 0 and math.isfinite(self.length_penalty), "length_penalty",
-               self.length_penalty, "use a number >= 0 (0 = raw log-probability)")
-        _check(isinstance(self.sber_compatible, bool), "sber_compatible", self.sber_compatible,
-               "use true or false")
-        _check(0 <= self.genre_guidance <= 10 and math.isfinite(self.genre_guidance), "genre_guidance",
-               self.genre_guidance, "use a number in [0, 10] (0 = off; 1 doubles the genre's pull)")
-        _check(self.genre_guidance == 0 or (self.beam_width == 1 and not self.sber_compatible),
-               "genre_guidance", self.genre_guidance,
-               "genre guidance is for sampling with our own models: use beam_width 1 and sber_compatible false")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check(ok: bool, key: str, value: object, fix: str) -> None:
-    if not ok:
-        raise InputError(f"sampling parameter '{key}' = {value!r} is invalid: {fix}")
 
 
 # ---- the filters ------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import torch
 from generator.tokens import vocab
 from generator.errors import InputError
 from generator.sampling.rowstate import ENDINGS, RowState
-from generator.sampling.filters import (SamplingParams, filter_logits, guide, new_rp_table, rp_update,
-                                sample_from_logits)
+from generator.sampling.filters import filter_logits, guide, new_rp_table, rp_update, sample_from_logits
+from generator.sampling.params import SamplingParams
 
 log = logging.getLogger(__name__)
 
