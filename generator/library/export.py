@@ -25,9 +25,10 @@ import numpy as np
 
 from generator import __version__
 from generator.errors import GeneratorError
-from generator.audio.dsp import cutdown, envelope, fit_length, resample, stable_rng, to_stereo
+from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.audio.codecs import tag_mp3, write_mp3, write_wav
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
+from generator.seeds import stable_rng
 
 log = logging.getLogger(__name__)
 
