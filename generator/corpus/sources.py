@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pretty_midi
 
+from generator import names
 from generator.seeds import stable_seed
 
 MUSIC21_CLASSICAL = (
@@ -93,7 +94,7 @@ def stable_hash(text: str) -> int:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "untitled"
+    return names.slug(text, trim_cut=False, fallback="untitled")  # trim_cut: job ids are pinned
 
 
 # --------------------------------------------------------------------------- listing

@@ -13,9 +13,7 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from generator.errors import GeneratorError
 from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.audio.codecs import tag_mp3, write_mp3, write_wav
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
+from generator.names import slug
 from generator.seeds import stable_rng
 
 log = logging.getLogger(__name__)
@@ -100,26 +99,12 @@ class TrackFiles:
     sidecar: Path
 
 
-# Latin letters that NFKD does not split into a base letter and an accent.
-_LATIN_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
-                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "Th", "ð": "d"})
-
-
 def safe_name(text: str) -> str:
     """Lowercase ASCII letters, digits and single '-', at most 48 characters, never empty.
 
-    Accents are folded (Café -> cafe). When letters cannot be folded (CJK, emoji) or nothing is
-    left, a short hash of the original text is appended so distinct titles keep distinct names.
+    Accents are folded (Café -> cafe); distinct titles keep distinct names (see names.slug).
     """
-    text = str(text)
-    folded = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
-    ascii_text = folded.encode("ascii", "ignore").decode("ascii")
-    lost = any(unicodedata.category(c)[0] in "LN" for c in folded if not c.isascii())
-    name = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    if lost or not name:
-        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
-        name = f"{name[: MAX_NAME_CHARS - 7]}-{digest}".strip("-")
-    return name[:MAX_NAME_CHARS].strip("-")
+    return slug(text, max_chars=MAX_NAME_CHARS, fold=True)
 
 
 def track_basename(info: TrackInfo) -> str:
