@@ -4,7 +4,7 @@ A track is built in a hidden staging folder (`.partial-<basename>-...`) beside i
 renamed into place only when every file, the sidecar last, is written: a failure or a crash never
 leaves a visible half-written track, and a re-run replaces the old folder as a whole.
 
-MP3 encoder: pedalboard.io.AudioFile; see export_formats.write_mp3 for the measurement.
+MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import numpy as np
 from generator import __version__
 from generator.errors import GeneratorError
 from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
-from generator.audio.codecs import tag_mp3, write_mp3, write_wav
+from generator.audio.codecs import write_mp3, write_wav
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
+from generator.library.tags import tag_mp3
 from generator.names import slug
 from generator.seeds import stable_rng
 
