@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.tokens import vocab
-from generator.library.buildstate import Manifest, OutputLock
+from generator.library.lock import OutputLock
+from generator.library.manifest import Manifest
 from generator.errors import GeneratorError
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
