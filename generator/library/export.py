@@ -25,6 +25,7 @@ from generator import __version__
 from generator.errors import GeneratorError
 from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.audio.codecs import write_mp3, write_wav
+from generator.files import atomic_path, install_folder
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
 from generator.library.tags import tag_mp3
 from generator.names import slug
@@ -155,30 +156,16 @@ def _write_audio_set(
     if settings.write_wav:
         name = f"{stem}.wav"
         rng = stable_rng(info.track_id, name)
-        write_wav(staging / name, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
+        with atomic_path(staging / name) as tmp:
+            write_wav(tmp, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
         written["wav"] = name
     if settings.write_mp3:
         name = f"{stem}.mp3"
-        write_mp3(staging / name, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
-        tag_mp3(staging / name, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
+        with atomic_path(staging / name) as tmp:
+            write_mp3(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
+            tag_mp3(tmp, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
         written["mp3"] = name
     return written
-
-
-def _install(staging: Path, final: Path) -> None:
-    """Rename the finished staging folder to `final`, replacing an older export of the same track."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-    try:
-        os.replace(staging, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_stale_staging(out_dir: Path, base: str) -> None:
@@ -217,7 +204,7 @@ def export_track(
     staging.mkdir()
     try:
         sidecar = _export_into(staging, base, info, track_json, midi, mix, mastered, settings, piano_roll_notes)
-        _install(staging, out_dir / base)
+        install_folder(staging, out_dir / base)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -234,7 +221,8 @@ def _export_into(
                else resample(mix, rate_in, settings.mp3_sample_rate))  # (Nm, 2)
     files: dict[str, Any] = {"midi": None, "wav": None, "mp3": None}
     if midi is not None:
-        midi.write(str(staging / f"{base}.mid"))
+        with atomic_path(staging / f"{base}.mid") as tmp:
+            midi.write(str(tmp))
         files["midi"] = f"{base}.mid"
     files.update(_write_audio_set(staging, base, wav_mix, mp3_mix, info, mastered, settings, info.title))
     frames = wav_mix.shape[0]
@@ -280,7 +268,8 @@ def _write_stems(
                         info.track_id, role, len(stems[role]), mix_frames)
         audio = fit_length(resample(to_stereo(stems[role]), rate_in, settings.wav_sample_rate), frames)
         rel = f"stems/{base}-{name}.{settings.stem_format}"
-        write_wav(staging / rel, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
+        with atomic_path(staging / rel) as tmp:
+            write_wav(tmp, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
         written[role] = rel
     return written
 
