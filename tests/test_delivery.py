@@ -10,7 +10,6 @@ import sys
 import time
 import urllib.request
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
