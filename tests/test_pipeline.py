@@ -122,7 +122,7 @@ def test_killed_run_resumes_to_the_same_midi_bytes(tmp_path, tiny_checkpoint):
 
 @pytest.mark.slow
 def test_second_run_on_a_locked_folder_refuses(tmp_path, tiny_checkpoint):
-    from generator.library.buildstate import OutputLock
+    from generator.library.lock import OutputLock
 
     recipe = write_recipe(tmp_path, tiny_checkpoint)
     with OutputLock(tmp_path / "out"):

@@ -5,7 +5,6 @@ All functions are pure: arrays in, arrays out; shapes are (frames, channels) flo
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -43,12 +42,6 @@ def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
         return audio[:frames]
     pad = np.zeros((frames - audio.shape[0], audio.shape[1]), dtype=audio.dtype)
     return np.concatenate([audio, pad])
-
-
-def stable_rng(*parts: object) -> np.random.Generator:
-    """A generator seeded from text, so dither is identical on every re-run of the same track."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def quantise(audio: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:

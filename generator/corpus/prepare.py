@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import logging
 import multiprocessing
-import os
 import re
 import signal
 import subprocess
@@ -27,7 +26,7 @@ import numpy as np
 
 from generator.tokens import vocab
 from generator.errors import InputError
-from generator.files import atomic_write_text
+from generator.files import atomic_path, atomic_write_text
 from generator.corpus.sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
 
 log = logging.getLogger(__name__)
@@ -127,10 +126,8 @@ def _build_midi(job: Job, cache: Path | None, timeout_s: float):
     # Tokenize what the cache holds (MIDI ticks round times), so a rerun from the cache is identical.
     with tempfile.TemporaryDirectory(prefix="gen-data-") as tmp:
         path = base.with_suffix(".mid") if base else Path(tmp) / "piece.mid"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
-        pm.write(str(partial))
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            pm.write(str(partial))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pretty_midi.PrettyMIDI(str(path)), None
@@ -244,11 +241,8 @@ def assign_splits(results: list[PieceResult]) -> dict[str, str]:
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the .npz suffix, so numpy adds none
+        np.savez_compressed(tmp, **arrays)
 
 
 def piece_rows(kept: list[PieceResult], splits: dict[str, str]) -> list[dict]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 
 from generator.tokens import vocab
 from generator.errors import InputError
+from generator.files import atomic_path
 
 SPLITS = ("train", "valid", "test")
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
@@ -88,16 +87,8 @@ def write_shard(path: str | Path, pieces: Sequence[Sequence[int]], genres: Seque
         "genre": np.asarray(genre_ids, dtype=np.int8),
         "piece": np.asarray(range(len(pieces)) if piece_rows is None else piece_rows, dtype=np.int32),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def read_pieces(path: str | Path) -> list[dict]:

@@ -8,7 +8,6 @@ chord changes through mma, or generating a calm arrangement).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import random
 import re
@@ -16,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pretty_midi
+
+from generator import names
+from generator.seeds import stable_seed
 
 MUSIC21_CLASSICAL = (
     "bach", "beach", "beethoven", "chopin", "ciconia", "corelli", "cpebach", "handel", "haydn",
@@ -88,11 +90,11 @@ def cache_id(job: Job) -> tuple[str, str]:
 
 
 def stable_hash(text: str) -> int:
-    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big")
+    return stable_seed(text, bits=64, algorithm="sha1")
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "untitled"
+    return names.slug(text, trim_cut=False, fallback="untitled")  # trim_cut: job ids are pinned
 
 
 # --------------------------------------------------------------------------- listing

@@ -7,7 +7,6 @@ metric definitions are in docs/evaluation.md; rendering (JSON, Markdown) is in e
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from generator.eval import features as F
 from generator.eval import metrics
 from generator.tokens import vocab
 from generator.errors import InputError
+from generator.seeds import stable_seed
 from generator.corpus.shards import Shard, load_shard, shard_path
 
 log = logging.getLogger(__name__)
@@ -323,8 +323,7 @@ def _summarise(tracks, rows, settings, comparisons, hist_overlap, ceiling, genre
 
 def track_seed(seed: int, genre: str, k: int) -> int:
     """A stable 63-bit seed per (eval seed, genre, track number)."""
-    digest = hashlib.sha256(f"eval/{int(seed)}/{genre}/{k}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return stable_seed("eval", int(seed), genre, k)
 
 
 def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +14,7 @@ from urllib.parse import quote
 
 from generator import __version__
 from generator.errors import InputError
+from generator.files import atomic_write_text
 from generator.library.sidecar import SidecarError, is_safe_relative, load_sidecar
 
 log = logging.getLogger(__name__)
@@ -238,16 +238,7 @@ def build_catalogue(folders: Sequence[Path], out_dir: Path) -> Path:
         raise InputError(f"{names}: no track sidecars (*.json with schema 'gen.track') found; "
                          "pass the folders that `gen` exported tracks into")
     html = render(cards)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".index.html.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a catalogue is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, html)
     log.info("catalogue of %d tracks written to %s", len(cards), target)
     return target

@@ -4,7 +4,7 @@ A track is built in a hidden staging folder (`.partial-<basename>-...`) beside i
 renamed into place only when every file, the sidecar last, is written: a failure or a crash never
 leaves a visible half-written track, and a re-run replaces the old folder as a whole.
 
-MP3 encoder: pedalboard.io.AudioFile; see export_formats.write_mp3 for the measurement.
+MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +23,13 @@ import numpy as np
 
 from generator import __version__
 from generator.errors import GeneratorError
-from generator.audio.dsp import cutdown, envelope, fit_length, resample, stable_rng, to_stereo
-from generator.audio.codecs import tag_mp3, write_mp3, write_wav
+from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
+from generator.audio.codecs import write_mp3, write_wav
+from generator.files import atomic_path, install_folder
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
+from generator.library.tags import tag_mp3
+from generator.names import slug
+from generator.seeds import stable_rng
 
 log = logging.getLogger(__name__)
 
@@ -99,26 +101,12 @@ class TrackFiles:
     sidecar: Path
 
 
-# Latin letters that NFKD does not split into a base letter and an accent.
-_LATIN_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
-                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "Th", "ð": "d"})
-
-
 def safe_name(text: str) -> str:
     """Lowercase ASCII letters, digits and single '-', at most 48 characters, never empty.
 
-    Accents are folded (Café -> cafe). When letters cannot be folded (CJK, emoji) or nothing is
-    left, a short hash of the original text is appended so distinct titles keep distinct names.
+    Accents are folded (Café -> cafe); distinct titles keep distinct names (see names.slug).
     """
-    text = str(text)
-    folded = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
-    ascii_text = folded.encode("ascii", "ignore").decode("ascii")
-    lost = any(unicodedata.category(c)[0] in "LN" for c in folded if not c.isascii())
-    name = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    if lost or not name:
-        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
-        name = f"{name[: MAX_NAME_CHARS - 7]}-{digest}".strip("-")
-    return name[:MAX_NAME_CHARS].strip("-")
+    return slug(text, max_chars=MAX_NAME_CHARS, fold=True)
 
 
 def track_basename(info: TrackInfo) -> str:
@@ -168,30 +156,16 @@ def _write_audio_set(
     if settings.write_wav:
         name = f"{stem}.wav"
         rng = stable_rng(info.track_id, name)
-        write_wav(staging / name, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
+        with atomic_path(staging / name) as tmp:
+            write_wav(tmp, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
         written["wav"] = name
     if settings.write_mp3:
         name = f"{stem}.mp3"
-        write_mp3(staging / name, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
-        tag_mp3(staging / name, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
+        with atomic_path(staging / name) as tmp:
+            write_mp3(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
+            tag_mp3(tmp, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
         written["mp3"] = name
     return written
-
-
-def _install(staging: Path, final: Path) -> None:
-    """Rename the finished staging folder to `final`, replacing an older export of the same track."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-    try:
-        os.replace(staging, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_stale_staging(out_dir: Path, base: str) -> None:
@@ -238,7 +212,7 @@ def export_track(
     staging.mkdir()
     try:
         sidecar = _export_into(staging, base, info, track_json, midi, mix, mastered, settings, piano_roll_notes)
-        _install(staging, out_dir / base)
+        install_folder(staging, out_dir / base)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -257,7 +231,8 @@ def _export_into(
                else resample(mix, rate_in, settings.mp3_sample_rate))  # (Nm, 2)
     files: dict[str, Any] = {"midi": None, "wav": None, "mp3": None}
     if midi is not None:
-        midi.write(str(staging / f"{base}.mid"))
+        with atomic_path(staging / f"{base}.mid") as tmp:
+            midi.write(str(tmp))
         files["midi"] = f"{base}.mid"
     files.update(_write_audio_set(staging, base, wav_mix, mp3_mix, info, mastered, settings, info.title))
     frames = wav_mix.shape[0]
@@ -326,7 +301,8 @@ def _write_stems(
                         info.track_id, role, len(stems[role]), mix_frames)
         audio = fit_length(resample(to_stereo(stems[role]), rate_in, settings.wav_sample_rate), frames)
         rel = f"stems/{base}-{name}.{settings.stem_format}"
-        write_wav(staging / rel, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
+        with atomic_path(staging / rel) as tmp:
+            write_wav(tmp, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
         written[role] = rel
     return written
 

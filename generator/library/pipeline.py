@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator.errors import GeneratorError
-from generator.library.buildstate import Manifest, OutputLock
+from generator.library.lock import OutputLock
+from generator.library.manifest import Manifest
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
 from generator.tokens import vocab

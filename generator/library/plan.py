@@ -7,7 +7,6 @@ in a shard or in the whole batch, on any machine and in any Python process.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +18,7 @@ from generator.tokens import vocab
 from generator.errors import RecipeError
 from generator.library.recipe_fields import safe_name
 from generator.sampling.params import SamplingParams, drawn_fields, field_spec
+from generator.seeds import stable_seed
 
 if TYPE_CHECKING:
     from generator.library.recipe import Recipe
@@ -41,8 +41,7 @@ class TrackPlan:
 
 def track_seed(recipe_seed: int, index: int) -> int:
     """A stable 63-bit seed from (recipe seed, track index); never Python's salted hash()."""
-    digest = hashlib.sha256(f"gen-track:{recipe_seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return stable_seed("gen-track", recipe_seed, index, sep=":")
 
 
 def plan_tracks(recipe: Recipe) -> list[TrackPlan]:

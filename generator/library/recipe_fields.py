@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from pydantic_core import PydanticCustomError
 
+from generator.names import slug
 from generator.tokens import vocab
 
 ERROR_TYPE = "recipe"
@@ -263,8 +264,7 @@ def gm_program(value: Any, family: str, subpath: tuple) -> int:
 
 def safe_name(name: str) -> str:
     """'Café Jazz <1>' -> 'caf_jazz_1': lower-case ASCII letters, digits and single '_'."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    return slug[:60].strip("_") or "library"
+    return slug(name, sep="_", fallback="library")
 
 
 def output_rule(value: str) -> str:

@@ -48,7 +48,7 @@ def finite_or_none(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Strict JSON (allow_nan=False) to a temp file beside `path`, then os.replace."""
+    """Strict JSON (allow_nan=False), written atomically (files.atomic_write_text)."""
     text = json.dumps(finite_or_none(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     atomic_write_text(path, text)
 

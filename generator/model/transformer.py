@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from torch import Tensor, nn
 from generator.tokens import vocab
 from generator.model.attention import KVCache, RelativeSelfAttention
 from generator.errors import CheckpointError
+from generator.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -189,18 +188,8 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
     }
     if extra:
         payload.update(extra)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:

@@ -7,7 +7,6 @@ rejected rows of a round together, in batches.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ import torch
 
 from generator.sampling.loops import LoopLimits, detect
 from generator.sampling.generate import GenerationRequest, GenerationResult, Progress, generate
+from generator.seeds import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,7 @@ def derive_seed(seed: int, attempt: int) -> int:
     """Attempt 0 keeps the request's seed; later attempts get stable, unrelated 63-bit seeds."""
     if attempt == 0:
         return int(seed)
-    digest = hashlib.sha256(f"{int(seed)}/resample/{attempt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return stable_seed(int(seed), "resample", attempt)
 
 
 def compose(model: torch.nn.Module, request: GenerationRequest, *, limits: LoopLimits | None = None,
