@@ -42,7 +42,7 @@ from generator.sampling.filters import filter_logits, sample_from_logits  # noqa
 from generator.sampling.params import SamplingParams  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
 
-SBER_DEMO = SamplingParams(top_k=60, top_p=0.99, sber_compatible=True)
+SBER_DEMO = SamplingParams.plain(top_k=60, top_p=0.99, sber_compatible=True)
 
 
 def sber_release() -> ModelConfig:
@@ -146,7 +146,7 @@ def part_throughput(args, device: str, rates: dict[str, float]) -> list[dict]:
         torch.manual_seed(0)
         model = MusicTransformer(getattr(ModelConfig, name)()).to(device).eval()
         for batch in args.batches:
-            requests = [GenerationRequest("jazz", s, 3600.0, SamplingParams(top_k=60, top_p=0.99)) for s in range(batch)]
+            requests = [GenerationRequest("jazz", s, 3600.0, SamplingParams.plain(top_k=60, top_p=0.99)) for s in range(batch)]
             generate(model, requests[:1], device=device, time_budget_s=0.5)  # warm-up
             start = time.perf_counter()
             results = generate(model, requests, device=device, batch_size=batch, time_budget_s=args.throughput_s)

@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(SHIPPED_CHECKPOINT)
-    params = SamplingParams(top_k=60, top_p=0.98, rp_penalty=0.05, genre_guidance=args.genre_guidance)
+    params = SamplingParams.plain(top_k=60, top_p=0.98, rp_penalty=0.05, genre_guidance=args.genre_guidance)
     release = release_after_s(LoopLimits.for_genre(args.genre), args.genre)
     requests = [GenerationRequest(args.genre, seed, args.seconds, params, max_note_s=release, instruments=PALETTE)
                 for seed in range(args.batch)]
