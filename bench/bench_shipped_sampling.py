@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from generator.tokens import vocab  # noqa: E402
 from generator.sampling.loops import LoopLimits, release_after_s  # noqa: E402
-from generator.model.transformer import load_checkpoint  # noqa: E402
+from generator.model.checkpoint import load_checkpoint  # noqa: E402
 from generator.paths import SHIPPED_CHECKPOINT  # noqa: E402
 from generator.sampling.filters import SamplingParams  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402

@@ -5,7 +5,8 @@ import torch
 
 from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
 from generator.errors import CheckpointError
-from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
 
 from paths import VECTORS
 SBER_STATE = VECTORS / "sber_tiny_state_dict.pt"

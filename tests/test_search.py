@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 from generator.tokens import vocab
 from generator.sampling.compose import compose, compose_many, derive_seed
 from generator.errors import InputError
-from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.sampling.filters import SamplingParams, filter_logits
-from generator.sampling.generate import GenerationRequest, beam_search, generate, primer_from_midi
+from generator.sampling.generate import GenerationRequest, beam_search, generate
+from generator.sampling.primer import primer_from_midi
 from generator.tokens.tokenizer import ids_to_notes, seconds_of
 from paths import SBER_MIDI, VECTORS
 

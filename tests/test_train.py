@@ -13,7 +13,8 @@ from cli import app
 from generator.model import train as train_module
 from generator.tokens import vocab
 from generator.errors import CheckpointError, InputError
-from generator.model.transformer import ModelConfig, load_checkpoint
+from generator.model.checkpoint import load_checkpoint
+from generator.model.transformer import ModelConfig
 from generator.corpus.shards import load_shard, shard_path, write_shard
 from generator.tokens.tokenizer import midi_to_ids
 from generator.model.train import (TrainOptions, WindowSampler, _eval_windows, evaluate_nll, family_before,

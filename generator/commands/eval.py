@@ -55,7 +55,7 @@ def evaluate(
     from generator.eval.report import report_to_markdown, write_json
     from generator.files import atomic_write_text
     from generator.eval.evaluate import EvalSettings, run_eval
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
     from generator.sampling.filters import SamplingParams
 

@@ -160,7 +160,7 @@ def _command_line(ctx: typer.Context) -> str:
 
 def card_facts(path: Path) -> dict:
     """The model card facts of a checkpoint, read from the file itself."""
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path)
     c = model.config

@@ -55,10 +55,11 @@ def sample(
 
     import torch
 
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
     from generator.sampling.loops import LoopLimits, release_after_s
-    from generator.sampling.generate import GenerationRequest, generate, primer_from_midi
+    from generator.sampling.generate import GenerationRequest, generate
+    from generator.sampling.primer import primer_from_midi
     from generator.tokens.tokenizer import ids_to_midi
 
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -152,7 +152,7 @@ class _Context:
 
     @classmethod
     def load(cls, recipe: Recipe, recipe_label: str, device: str) -> "_Context":
-        from generator.model.transformer import load_checkpoint
+        from generator.model.checkpoint import load_checkpoint
         from generator.audio.soundfonts import resolve_soundfont
 
         soundfont = resolve_soundfont(recipe.soundfont)  # fail fast, before any sampling
@@ -160,7 +160,7 @@ class _Context:
         model = model.to(device).eval()
         primer_ids: tuple[int, ...] = ()
         if recipe.sampling.primer is not None:
-            from generator.sampling.generate import primer_from_midi
+            from generator.sampling.primer import primer_from_midi
 
             primer = recipe.sampling.primer
             sber_format = model.config.vocab_size <= vocab.INSTRUMENT  # no INSTRUMENT tokens

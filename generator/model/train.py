@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from generator.tokens import vocab
 from generator.errors import CheckpointError, InputError
-from generator.model.transformer import FORMAT, ModelConfig, MusicTransformer, read_checkpoint, save_checkpoint
+from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.corpus.shards import Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.tokens.tokenizer import augment_ids
 
