@@ -65,9 +65,8 @@ def sample(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
     model, _ = load_checkpoint(checkpoint or SHIPPED_CHECKPOINT, map_location=device)
-    sber_vocab = model.config.vocab_size <= vocab.INSTRUMENT
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
-                                                            sber_compatible=sber_vocab)
+                                                            encoding=model.encoding)
     request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
                                 max_note_s=release_after_s(LoopLimits.for_genre(genre), genre))
     result = generate(model, [request], device=device, batch_size=1)[0]

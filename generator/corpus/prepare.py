@@ -147,6 +147,7 @@ def _reason(error: Exception) -> str:
 
 def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0) -> PieceResult:
     """Build, check and tokenize one piece; a failure is a result with a reason, never a raise."""
+    from generator.corpus.shards import SHARD_ENCODING
     from generator.tokens.tokenizer import midi_to_ids, seconds_of
 
     pm, reason = _build_midi(job, cache, timeout_s)
@@ -155,12 +156,12 @@ def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0)
     if reason:
         return PieceResult(job, None, 0.0, reason)
     try:
-        ids = midi_to_ids(pm)
+        ids = midi_to_ids(pm, encoding=SHARD_ENCODING)
     except Exception as error:  # noqa: BLE001
         return PieceResult(job, None, 0.0, f"tokenizer: {type(error).__name__}: {error}"[:200])
-    if not ids or max(ids) >= vocab.VOCAB_SIZE:
+    if not ids or max(ids) >= SHARD_ENCODING.vocab_size:
         return PieceResult(job, None, 0.0, "no tokens")
-    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(seconds_of(ids)), None)
+    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(seconds_of(ids, encoding=SHARD_ENCODING)), None)
 
 
 def _worker(args) -> PieceResult:

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT
 from generator.errors import InputError
 
+SHARD_ENCODING = DEFAULT  # the encoding of every shard's ids (and so of every model trained on them)
 SPLITS = ("train", "valid", "test")
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
 _ARRAYS = {"tokens": np.uint16, "offsets": np.int64, "genre": np.int8, "piece": np.int32}

@@ -163,9 +163,8 @@ class _Context:
             from generator.sampling.primer import primer_from_midi
 
             primer = recipe.sampling.primer
-            sber_format = model.config.vocab_size <= vocab.INSTRUMENT  # no INSTRUMENT tokens
             primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
-                                          sber_compatible=sber_format)
+                                          encoding=model.encoding)
         name = meta.get("name") or Path(recipe.model).name
         return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids)
 

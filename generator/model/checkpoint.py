@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from generator.tokens import vocab
+from generator.tokens.encoding import SBER, encoding_of
 from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.errors import CheckpointError
 
@@ -36,8 +36,7 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": asdict(config),
-        "vocab": {"size": config.vocab_size,
-                  "encoding": "seed" if config.vocab_size == vocab.SBER_VOCAB_SIZE else "default"},
+        "vocab": {"size": config.vocab_size, "encoding": model.encoding.name},
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta),
     }
@@ -106,15 +105,19 @@ def _from_ours(path: Path, data: dict) -> tuple[MusicTransformer, dict]:
         raise CheckpointError(f"{path}: format_version {version} unsupported (this build reads "
                               f"{FORMAT_VERSION}); use a matching gen version")
     try:
+        encoding = encoding_of(data)  # maps the legacy name "seed" to "sber"
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    try:
         known = {f.name for f in fields(ModelConfig)}
         config = ModelConfig(**{k: v for k, v in data["config"].items() if k in known})
-        model = MusicTransformer(config)
+        model = MusicTransformer(config, encoding)
         model.load_state_dict(data["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: config/weights do not match ({str(error).splitlines()[0][:120]}); "
                               "the file is damaged") from None
     meta = dict(data.get("meta") or {})
-    meta.setdefault("vocab", data.get("vocab", {}))
+    meta.setdefault("vocab", {"size": config.vocab_size, "encoding": encoding.name})
     return model, meta
 
 
@@ -163,7 +166,7 @@ def _from_sber(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTrans
             for pattern, replacement in _SBER_RENAMES:
                 new = re.sub(pattern, replacement, new)
             renamed[new] = value
-        model = MusicTransformer(config)
+        model = MusicTransformer(config, SBER)
         model.load_state_dict(renamed)
         if "positional_encoding.pe" in state:  # use the stored table bit for bit
             model.pe.copy_(state["positional_encoding.pe"].reshape(config.max_seq, config.d_model))
@@ -171,6 +174,6 @@ def _from_sber(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTrans
         raise CheckpointError(f"{path}: Sber-format state_dict does not fit the Sber architecture "
                               f"({str(error).splitlines()[0][:120]}); pass n_heads or check the file") from None
     log.info("%s: Sber-format state_dict, inferred %s", path, config.describe())
-    meta = {"source": "Sber music-composer state_dict", "vocab": {"size": config.vocab_size, "encoding": "seed"}}
+    meta = {"source": "Sber music-composer state_dict", "vocab": {"size": config.vocab_size, "encoding": SBER.name}}
     return model, meta
 

@@ -27,7 +27,7 @@ from generator.tokens import vocab
 from generator.errors import CheckpointError, InputError
 from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
 from generator.model.transformer import ModelConfig, MusicTransformer
-from generator.corpus.shards import Shard, data_sha256, load_shard, read_pieces, shard_path
+from generator.corpus.shards import SHARD_ENCODING, Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.tokens.tokenizer import augment_ids
 
 log = logging.getLogger(__name__)
@@ -331,12 +331,12 @@ class Trainer:
         if opts.genre_dropout > 0:
             config = replace(config, unconditioned=True)
         torch.manual_seed(opts.seed)
-        self.model = MusicTransformer(config).to(self.device).train()
+        self.model = MusicTransformer(config, SHARD_ENCODING).to(self.device).train()
         if parent is not None:
             self.model.load_state_dict(parent["model"])
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=opts.lr, betas=(0.9, 0.95))
         self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment,
-                                     instruments=config.vocab_size > vocab.INSTRUMENT,
+                                     instruments=self.model.encoding.has_instruments,
                                      genre_dropout=opts.genre_dropout)
         self.rng = np.random.default_rng(opts.seed)
         self.step, self.tokens_seen, self.wall_s, self.history = 0, 0, 0.0, []

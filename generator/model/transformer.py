@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT, Encoding
 from generator.model.attention import KVCache, RelativeSelfAttention
 
 
@@ -98,11 +99,18 @@ class Block(nn.Module):
 
 
 class MusicTransformer(nn.Module):
-    """Decoder-only transformer over token ids: (B, T) -> logits (B, T, V)."""
+    """Decoder-only transformer over token ids: (B, T) -> logits (B, T, V).
 
-    def __init__(self, config: ModelConfig) -> None:
+    `encoding` is what its ids mean (DEFAULT: ours); its vocabulary is the model's.
+    """
+
+    def __init__(self, config: ModelConfig, encoding: Encoding = DEFAULT) -> None:
         super().__init__()
+        if config.vocab_size != encoding.vocab_size:
+            raise ValueError(f"vocab_size {config.vocab_size} does not fit the {encoding.name!r} encoding "
+                             f"({encoding.vocab_size} ids)")
         self.config = config
+        self.encoding = encoding
         c = config
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
         if c.absolute_pe:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from generator.tokens import vocab
+from generator.tokens.encoding import Encoding
 from generator.errors import InputError
 from generator.sampling.rowstate import ENDINGS, RowState
 from generator.sampling.filters import (SamplingParams, filter_logits, guide, new_rp_table, rp_update,
@@ -111,8 +112,8 @@ def generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], *, d
 def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], device: str, batch_size: int,
               time_budget_s: float | None, progress: Progress | None) -> list[GenerationResult]:
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-    max_seq, vocab_size = model.config.max_seq, model.config.vocab_size
-    rows = [_new_row(i, r, vocab_size) for i, r in enumerate(requests)]
+    max_seq = model.config.max_seq
+    rows = [_new_row(i, r, model.encoding) for i, r in enumerate(requests)]
     results: list[GenerationResult | None] = [None] * len(requests)
     finished = 0
 
@@ -143,20 +144,20 @@ def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], dev
     return [r for r in results if r is not None]
 
 
-def _new_row(index: int, request: GenerationRequest, vocab_size: int) -> RowState:
-    if any(int(t) >= vocab_size for t in request.primer_ids):
-        raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a Sber-format "
-                         "checkpoint has no INSTRUMENT tokens): make the primer in the Sber encoding")
+def _new_row(index: int, request: GenerationRequest, encoding: Encoding) -> RowState:
+    if any(int(t) >= encoding.vocab_size for t in request.primer_ids):
+        raise InputError(f"primer holds ids >= {encoding.vocab_size}, the model's vocabulary (the "
+                         f"{encoding.name!r} encoding): make the primer in that encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
-                   request.ending, request.seed, vocab_size, request.max_note_s, request.instruments)
+                   request.ending, request.seed, encoding, request.max_note_s, request.instruments)
     if row.ticks >= row.target_ticks:
-        raise InputError(f"primer lasts {row.ticks / 100:.2f} s, not less than duration_s "
+        raise InputError(f"primer lasts {encoding.seconds(row.ticks):.2f} s, not less than duration_s "
                          f"{request.duration_s}: use a longer duration or a shorter primer")
     return row
 
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
-    return GenerationResult(tuple(row.tokens), row.ticks / 100, row.stop_reason or "duration",
+    return GenerationResult(tuple(row.tokens), row.encoding.seconds(row.ticks), row.stop_reason or "duration",
                             row.n_new, wall_s, request.ending)
 
 
@@ -207,11 +208,12 @@ def _by_params(params: list[SamplingParams], device) -> dict[SamplingParams, tor
     return {p: torch.tensor(idx, device=device) for p, idx in groups.items()}
 
 
-def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[SamplingParams],
+               encoding: Encoding) -> torch.Tensor:
     for p, idx in _by_params(params, rp_table.device).items():
         if p.rp_penalty > 0:
             rp_table[idx] = rp_update(rp_table[idx], tokens[idx], p.rp_penalty, p.rp_restore_speed,
-                                      sber_compatible=p.sber_compatible)
+                                      encoding=encoding)
     return rp_table
 
 
@@ -243,7 +245,7 @@ def _sample_batch(model: torch.nn.Module, rows: list[RowState], params: list[Sam
         logits = _guided(logits, active, twins, params)
         uniforms = torch.tensor([row.uniform() for row in live], dtype=torch.float64)
         tokens = sample_from_logits(_filtered(logits, live, live_params, rp_table), uniforms)
-        rp_table = _update_rp(rp_table, tokens, live_params)
+        rp_table = _update_rp(rp_table, tokens, live_params, model.encoding)
         hit = _deadline_hit(deadline)
         for row, token in zip(live, tokens.tolist()):
             row.push(token)
@@ -277,7 +279,7 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
     """
     width = beam_width or request.params.beam_width
     params = request.params
-    beams = [_new_row(0, request, model.config.vocab_size)]
+    beams = [_new_row(0, request, model.encoding)]
     beams[0].settle(_deadline_hit(deadline))
     done: list[RowState] = [b for b in beams if b.done]
     beams = [b for b in beams if not b.done]
@@ -309,7 +311,7 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
         if params.rp_penalty > 0:
             last = torch.tensor([b.tokens[-1] for b in alive], device=device)
             rp_table = rp_update(rp_table, last, params.rp_penalty, params.rp_restore_speed,
-                                 sber_compatible=params.sber_compatible)
+                                 encoding=model.encoding)
         beams = alive
     pool = done or beams
     return max(pool, key=lambda b: b.score / max(1, b.n_new) ** params.length_penalty)

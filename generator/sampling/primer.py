@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from generator.tokens import vocab
+from dataclasses import replace
+
 from generator.errors import InputError
 from generator.sampling.generate import MAX_PRIMER_TOKENS
+from generator.tokens.encoding import DEFAULT, Encoding
 
 
-def primer_from_midi(path, seconds: float, from_end: bool = False, *, sber_compatible: bool = False,
+def primer_from_midi(path, seconds: float, from_end: bool = False, *, encoding: Encoding = DEFAULT,
                      max_tokens: int = MAX_PRIMER_TOKENS) -> tuple[int, ...]:
     """Ids of the first (or last) `seconds` of a MIDI file, at most `max_tokens`, to continue from.
 
     From the start, the cut falls before the first time shift past `seconds`; notes sounding
     there stay open for the model to release. From the end, notes starting in the last `seconds`
     are kept and shifted to start at 0. Too many tokens: the window shrinks until they fit.
-    `sber_compatible` makes Sber-encoding ids (no INSTRUMENT tokens) for a Sber-format model.
+    `encoding` is the model's (`model.encoding`): a Sber-format model gets Sber ids.
     """
     from generator.tokens.tokenizer import midi_to_notes, notes_to_ids
 
@@ -24,32 +26,32 @@ def primer_from_midi(path, seconds: float, from_end: bool = False, *, sber_compa
     if not notes:
         raise InputError(f"{path}: the MIDI file has no notes to use as a primer; fix: pick another file")
     if from_end:
-        return _primer_from_end(notes, seconds, sber_compatible, max_tokens)
-    ids = _cut_at(notes_to_ids(notes, sber_compatible=sber_compatible), round(seconds * 100), max_tokens)
+        return _primer_from_end(notes, seconds, encoding, max_tokens)
+    ids = _cut_at(notes_to_ids(notes, encoding=encoding), round(seconds * encoding.ticks_per_s), max_tokens,
+                  encoding)
     if not ids:
         raise InputError(f"{path}: no notes in the first {seconds} s; fix: use a longer --primer-seconds")
     return tuple(ids)
 
 
-def _cut_at(ids: list[int], max_ticks: int, max_tokens: int) -> list[int]:
+def _cut_at(ids: list[int], max_ticks: int, max_tokens: int, encoding: Encoding) -> list[int]:
     """The longest prefix within `max_ticks` and `max_tokens` that ends before a time shift
     (so every event of its last tick is in), or all of `ids` if they fit."""
     ticks, cut = 0, 0
     for n, t in enumerate(ids):
         if n > max_tokens or ticks > max_ticks:
             break
-        if vocab.TIME_SHIFT <= t < vocab.END:
+        step = encoding.ticks_of(t)
+        if step:
             cut = n
-            ticks += t - vocab.TIME_SHIFT + 1
+            ticks += step
     else:
         if ticks <= max_ticks and len(ids) <= max_tokens:
             cut = len(ids)
     return list(ids[:cut])
 
 
-def _primer_from_end(notes: list, seconds: float, sber_compatible: bool, max_tokens: int) -> tuple[int, ...]:
-    from dataclasses import replace as dc_replace
-
+def _primer_from_end(notes: list, seconds: float, encoding: Encoding, max_tokens: int) -> tuple[int, ...]:
     from generator.tokens.tokenizer import notes_to_ids
 
     end = max(n.end_s for n in notes)
@@ -59,8 +61,8 @@ def _primer_from_end(notes: list, seconds: float, sber_compatible: bool, max_tok
         if not kept:
             raise InputError(f"no primer of at most {max_tokens} tokens fits the last {seconds} s")
         first = min(n.start_s for n in kept)
-        ids = notes_to_ids([dc_replace(n, start_s=n.start_s - first, end_s=n.end_s - first) for n in kept],
-                           sber_compatible=sber_compatible)
+        ids = notes_to_ids([replace(n, start_s=n.start_s - first, end_s=n.end_s - first) for n in kept],
+                           encoding=encoding)
         if len(ids) <= max_tokens:
             return tuple(ids)
-        start = first + (end - first) * (1 - max_tokens / len(ids)) + 0.01
+        start = first + (end - first) * (1 - max_tokens / len(ids)) + encoding.seconds(1)  # one tick on

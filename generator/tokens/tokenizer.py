@@ -5,8 +5,11 @@ Two encodings share the vocabulary (docs/vocabulary.md has the full table and ru
 - default (ours): all 128 pitches, integer 10 ms ticks (times rounded to the grid), VELOCITY only
   when the velocity bin changes, INSTRUMENT(family) whenever the family of the next note event
   differs from the last one, leading silence kept, same-pitch overlaps within a family resolved.
-- sber-compatible: bit-exact with Sber's `encode(midi, use_piano_range=True)` and
-  `decode`, quirks included (piano range only, float truncation of some shifts, no leading silence).
+- sber: bit-exact with Sber's `encode(midi, use_piano_range=True)` and `decode`, quirks
+  included (piano range only, float truncation of some shifts, no leading silence); its codec is
+  in sber.py.
+
+The functions here take the encoding as an `Encoding` (encoding.py), DEFAULT unless told.
 
 Sequences produced here never hold GENRE, END or PAD; decoders skip those and any unknown id.
 """
@@ -23,14 +26,12 @@ from typing import Mapping, Sequence
 import pretty_midi
 
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT, Encoding
 from generator.errors import InputError
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS  # 100: one tick is one 10 ms step
 DEFAULT_VELOCITY = 64  # a NOTE_ON decoded before any VELOCITY token (default encoding)
-SBER_DEFAULT_VELOCITY = 100  # the Sber decoder's choice
-SBER_PITCH_RANGE = (21, 96)
 MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
 MIDI_TEMPO_BPM = 120.0
 
@@ -93,16 +94,16 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
     return notes
 
 
-def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, sber_compatible: bool = False) -> list[int]:
+def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encoding = DEFAULT) -> list[int]:
     """Token ids of a MIDI file (a path or a PrettyMIDI)."""
-    return notes_to_ids(midi_to_notes(midi), sber_compatible=sber_compatible)
+    return notes_to_ids(midi_to_notes(midi), encoding=encoding)
 
 
 def ids_to_midi(
     ids: Sequence[int],
     *,
     programs: Mapping[int, int] | None = None,
-    sber_compatible: bool = False,
+    encoding: Encoding = DEFAULT,
 ) -> pretty_midi.PrettyMIDI:
     """A PrettyMIDI with one instrument per family present (named after the family).
 
@@ -116,7 +117,7 @@ def ids_to_midi(
             raise ValueError(f"programs[{family}] = {program} is outside 0..127")
     pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
     by_family: dict[int, list[Note]] = {}
-    for note in ids_to_notes(ids, sber_compatible=sber_compatible):
+    for note in ids_to_notes(ids, encoding=encoding):
         by_family.setdefault(note.instrument, []).append(note)
     for family in sorted(by_family):
         default_program = 0 if family == vocab.DRUMS_FAMILY else family * 8
@@ -126,7 +127,7 @@ def ids_to_midi(
             name=vocab.INSTRUMENT_FAMILIES[family],
         )
         # A zero-length note (the Sber decoder makes them) would be written OFF-then-ON: a stuck note.
-        step_s = 1 / TICKS_PER_S
+        step_s = 1 / encoding.ticks_per_s
         inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, max(n.end_s, n.start_s + step_s))
                       for n in by_family[family]]
         pm.instruments.append(inst)
@@ -136,24 +137,23 @@ def ids_to_midi(
 # --------------------------------------------------------------------------- public codec
 
 
-def notes_to_ids(notes: Sequence[Note], *, sber_compatible: bool = False) -> list[int]:
+def notes_to_ids(notes: Sequence[Note], *, encoding: Encoding = DEFAULT) -> list[int]:
     """Token ids for notes (no GENRE prefix, no END)."""
-    return _sber_encode(notes) if sber_compatible else _encode(notes)
+    return encoding.encode(notes)
 
 
-def ids_to_notes(ids: Sequence[int], *, sber_compatible: bool = False) -> list[Note]:
+def ids_to_notes(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> list[Note]:
     """Notes for token ids; never raises: GENRE/END/PAD/unknown ids and orphan NOTE_OFFs are skipped.
 
     Default encoding: notes come sorted by (start, family, pitch) and last at least one tick.
-    Sber-compatible: exactly the notes (and order) of the Sber decoder.
+    Sber: exactly the notes (and order) of the Sber decoder.
     """
-    return _sber_decode(ids) if sber_compatible else _decode(ids)
+    return encoding.decode(ids)
 
 
-def seconds_of(ids: Sequence[int]) -> float:
+def seconds_of(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> float:
     """Music time the ids cover: the sum of their time shifts, in seconds."""
-    ticks = sum(int(t) - vocab.TIME_SHIFT + 1 for t in ids if vocab.TIME_SHIFT <= int(t) < vocab.END)
-    return ticks / TICKS_PER_S
+    return encoding.seconds_of(ids)
 
 
 def names(ids: Sequence[int]) -> list[str]:
@@ -181,28 +181,14 @@ def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0)
 # --------------------------------------------------------------------------- default encoding
 
 
-def _tick(seconds: float) -> int:
-    """Seconds -> 10 ms ticks, rounding half up (never negative)."""
-    return max(0, math.floor(seconds * TICKS_PER_S + 0.5))
-
-
-def _time_shifts(ticks: int) -> list[int]:
-    """TIME_SHIFT tokens for a gap: whole 1 s steps first, then the remainder."""
-    full, rest = divmod(ticks, vocab.N_TIME_SHIFTS)
-    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * full
-    if rest:
-        out.append(vocab.TIME_SHIFT + rest - 1)
-    return out
-
-
 def _resolved_notes(notes: Sequence[Note]) -> list[tuple[int, int, int, int, int]]:
     """(start_tick, end_tick, family, pitch, velocity) with at most one sounding note per
     (family, pitch): same-onset duplicates merge (longest end, loudest velocity) and an earlier
     note is cut where a later one of the same pitch starts (a retrigger, as a synth plays it)."""
     by_key: dict[tuple[int, int], list[list[int]]] = {}
     for n in notes:
-        start = _tick(n.start_s)
-        end = max(start + 1, _tick(n.end_s))  # zero-length notes survive as one tick
+        start = DEFAULT.tick(n.start_s)
+        end = max(start + 1, DEFAULT.tick(n.end_s))  # zero-length notes survive as one tick
         by_key.setdefault((n.instrument, n.pitch), []).append([start, end, n.velocity])
     out = []
     for (family, pitch), group in by_key.items():
@@ -238,7 +224,7 @@ class _Emitter:
         self.tick = 0
 
     def advance_to(self, tick: int) -> None:
-        self.out += _time_shifts(tick - self.tick)
+        self.out += DEFAULT.shift_tokens(tick - self.tick)
         self.tick = tick
 
     def group(self, groups: _Group) -> None:
@@ -299,13 +285,13 @@ def _decode(ids: Sequence[int]) -> list[Note]:
         elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
             velocity = _bin_velocity(t - vocab.VELOCITY)
         elif vocab.TIME_SHIFT <= t < vocab.END:
-            now += t - vocab.TIME_SHIFT + 1
+            now += DEFAULT.ticks_of(t)
         elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
             family = t - vocab.INSTRUMENT
     for key in list(sounding):
         close(key)  # notes left open end at the last time
     done.sort()
-    return [Note(p, s / TICKS_PER_S, e / TICKS_PER_S, v, f) for s, e, f, p, v in done]
+    return [Note(p, DEFAULT.seconds(s), DEFAULT.seconds(e), v, f) for s, e, f, p, v in done]
 
 
 def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
@@ -316,7 +302,7 @@ def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
     for token in ids:
         t = int(token)
         if vocab.TIME_SHIFT <= t < vocab.END:
-            tick += t - vocab.TIME_SHIFT + 1
+            tick += DEFAULT.ticks_of(t)
         elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
             velocity_bin = t - vocab.VELOCITY
         elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
@@ -349,71 +335,3 @@ def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
             emitter.out.append(item)
     advance(tick)  # trailing time shifts of a window
     return emitter.out
-
-
-# --------------------------------------------------------------------------- Sber encoding
-# Reproduces Sber's encoder/decoder float for float (its quirks are the point).
-
-_SBER_VELOCITY, _SBER_ON, _SBER_OFF = 0, 1, 2
-_SBER_STEP_S = 0.01
-
-
-def _sber_round(x: float, step: float = _SBER_STEP_S) -> float:
-    return round(x / step) * step
-
-
-def _sber_shift_tokens(dt: float) -> list[int]:
-    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * int(dt // 1.0)
-    rest = _sber_round(dt % 1.0)
-    if rest > 0:
-        out.append(vocab.TIME_SHIFT + int(rest * vocab.N_TIME_SHIFTS) - 1)  # truncation: 0.29 -> 28
-    return out
-
-
-def _sber_encode(notes: Sequence[Note]) -> list[int]:
-    low, high = SBER_PITCH_RANGE
-    events: list[tuple[float, int, int]] = []
-    for n in notes:
-        if n.instrument == vocab.DRUMS_FAMILY or not low <= n.pitch <= high:
-            continue
-        events += [(n.start_s, _SBER_VELOCITY, n.velocity), (n.start_s, _SBER_ON, n.pitch),
-                   (n.end_s, _SBER_OFF, n.pitch)]
-    events.sort(key=lambda e: e[0])  # stable: simultaneous events keep file order
-    out: list[int] = []
-    previous = None
-    for time_s, kind, value in events:
-        time_s = _sber_round(time_s)
-        if previous is not None and time_s != previous:
-            out += _sber_shift_tokens(time_s - previous)  # no shift before the first event
-        previous = time_s
-        if kind == _SBER_VELOCITY:
-            out.append(vocab.VELOCITY + value * vocab.N_VELOCITY_BINS // 128)
-        elif kind == _SBER_ON:
-            out.append(vocab.NOTE_ON + value)
-        else:
-            out.append(vocab.NOTE_OFF + value)
-    return out
-
-
-def _sber_decode(ids: Sequence[int]) -> list[Note]:
-    now = 0.0
-    velocity = SBER_DEFAULT_VELOCITY
-    sounding: dict[int, tuple[int, float]] = {}  # pitch -> (velocity, start); first ON wins
-    notes: list[Note] = []
-    for token in ids:
-        t = int(token)
-        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
-            sounding.setdefault(t, (velocity, now))
-        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
-            pitch = t - vocab.NOTE_OFF
-            if pitch in sounding:
-                vel, start = sounding.pop(pitch)
-                notes.append(Note(pitch, start, now, vel))
-        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
-            velocity = max(1, (t - vocab.VELOCITY) * 128 // vocab.N_VELOCITY_BINS)
-        elif vocab.TIME_SHIFT <= t < vocab.END:
-            now += (t - vocab.TIME_SHIFT + 1) * _SBER_STEP_S
-    for pitch, (vel, start) in sounding.items():
-        if start != now:
-            notes.append(Note(pitch, start, now, vel))
-    return notes
