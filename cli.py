@@ -10,8 +10,8 @@ import sys
 
 import typer
 
-from generator.errors import GeneratorError
 from generator.audio.fluid import preload_fluidsynth
+from generator.errors import GeneratorError
 
 app = typer.Typer(
     name="gen",

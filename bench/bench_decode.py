@@ -36,11 +36,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator.tokens import vocab  # noqa: E402
 from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E402
 from generator.sampling.filters import filter_logits, sample_from_logits  # noqa: E402
-from generator.sampling.params import SamplingParams  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
+from generator.sampling.params import SamplingParams  # noqa: E402
+from generator.tokens import vocab  # noqa: E402
+from generator.tokens.encoding import DEFAULT, SBER  # noqa: E402
 
 SBER_DEMO = SamplingParams.plain(top_k=60, top_p=0.99, sber_compatible=True)
 
@@ -100,7 +101,7 @@ def extrapolate(step_times: list[float], n_new: int) -> float:
 
 def part_recompute(args, device: str) -> list[dict]:
     torch.manual_seed(0)
-    model = MusicTransformer(sber_release()).to(device).eval()
+    model = MusicTransformer(sber_release(), SBER).to(device).eval()
     print(f"Sber release config: {model.config.describe()}, {model.n_params() / 1e6:.1f} M parameters")
     decode_cached(model, 8, device)  # warm-up
     rows, longest = [], None
@@ -176,11 +177,12 @@ def memory_bandwidth_gb_s(device: str, mbytes: int = 256) -> float:
 def part_floor(args, device: str) -> list[dict]:
     bandwidth = memory_bandwidth_gb_s(device)
     rows = []
-    for name, config in (("sber_release", sber_release()), ("small", ModelConfig.small()), ("tiny", ModelConfig.tiny())):
+    for name, config, encoding in (("sber_release", sber_release(), SBER), ("small", ModelConfig.small(), DEFAULT),
+                                   ("tiny", ModelConfig.tiny(), DEFAULT)):
         if name not in args.floor_models:
             continue
         torch.manual_seed(0)
-        model = MusicTransformer(config).to(device).eval()
+        model = MusicTransformer(config, encoding).to(device).eval()
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         steps = decode_cached(model, args.floor_tokens, device)[8:]
         step_ms = float(np.median(steps)) * 1e3

@@ -23,12 +23,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.tokens import vocab  # noqa: E402
-from generator.sampling.loops import LoopLimits, release_after_s  # noqa: E402
-from generator.model.transformer import load_checkpoint  # noqa: E402
+from generator.model.checkpoint import load_checkpoint  # noqa: E402
 from generator.paths import SHIPPED_CHECKPOINT  # noqa: E402
-from generator.sampling.params import SamplingParams  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
+from generator.sampling.loops import LoopLimits, release_after_s  # noqa: E402
+from generator.sampling.params import SamplingParams  # noqa: E402
+from generator.tokens import vocab  # noqa: E402
 
 PALETTE = tuple(vocab.INSTRUMENT_FAMILIES.index(name) for name in ("piano", "bass")) + (vocab.DRUMS_FAMILY,)
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E402
 from generator.model.train import CONFIGS, autocast_dtype  # noqa: E402
+from generator.model.transformer import ModelConfig, MusicTransformer  # noqa: E402
 
 
 def main() -> None:

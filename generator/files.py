@@ -16,9 +16,9 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def _new_temp(path: Path) -> Path:

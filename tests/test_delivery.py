@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import pytest
+
 from paths import CI_ENV
 from test_pipeline import ROOT, tiny_checkpoint, write_recipe  # noqa: F401 - tiny_checkpoint is a fixture
 

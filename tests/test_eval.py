@@ -309,7 +309,8 @@ def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, sber_shards):
     from typer.testing import CliRunner
 
     from cli import app
-    from generator.model.transformer import ModelConfig, MusicTransformer, save_checkpoint
+    from generator.model.checkpoint import save_checkpoint
+    from generator.model.transformer import ModelConfig, MusicTransformer
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny.pt"

@@ -5,7 +5,8 @@ import torch
 
 from generator.errors import CheckpointError
 from generator.model.attention import KVCache, relative_logits, relative_logits_naive, relative_logits_step
-from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
 from paths import VECTORS
 
 SBER_STATE = VECTORS / "sber_tiny_state_dict.pt"
@@ -51,7 +52,7 @@ def test_sber_state_dict_reproduces_seed_logits():
     model, meta = load_checkpoint(SBER_STATE)
     io = torch.load(SBER_IO, weights_only=True)
     assert model.config.n_heads == 4 and model.config.vocab_size == 394 and not model.config.norm_first
-    assert meta["vocab"]["encoding"] == "seed"
+    assert meta["vocab"]["encoding"] == "sber"
     with torch.no_grad():
         logits = model(io["input_tokens"])
     assert (logits - io["logits_eval"]).abs().max() <= 1e-4
@@ -139,7 +140,7 @@ def test_sber_model_round_trips_through_our_format(tmp_path):
     io = torch.load(SBER_IO, weights_only=True)
     with torch.no_grad():
         assert (loaded(io["input_tokens"]) - io["logits_eval"]).abs().max() <= 1e-4
-    assert meta["vocab"] == {"size": 394, "encoding": "seed"}
+    assert meta["vocab"] == {"size": 394, "encoding": "sber"}
 
 
 def test_missing_checkpoint_raises_checkpoint_error(tmp_path):

@@ -29,7 +29,8 @@ PERMISSIVE_LOOPS = {
 def tiny_checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from generator.model.transformer import ModelConfig, MusicTransformer, save_checkpoint
+    from generator.model.checkpoint import save_checkpoint
+    from generator.model.transformer import ModelConfig, MusicTransformer
 
     torch.manual_seed(0)
     model = MusicTransformer(ModelConfig.tiny())

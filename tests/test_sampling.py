@@ -19,6 +19,7 @@ from generator.sampling.filters import (
 )
 from generator.sampling.params import SamplingParams
 from generator.tokens import vocab
+from generator.tokens.encoding import SBER
 
 INF = float("-inf")
 
@@ -115,7 +116,7 @@ def test_rp_table_is_per_row_and_restores_with_time_shifts():
 
 def test_rp_update_sber_compatible_counts_shifts_one_step_short():
     table = torch.full((1, 128), 0.5)
-    after = rp_update(table, torch.tensor([vocab.TIME_SHIFT + 49]), 0.05, 1.0, sber_compatible=True)
+    after = rp_update(table, torch.tensor([vocab.TIME_SHIFT + 49]), 0.05, 1.0, encoding=SBER)
     assert after[0, 0] == pytest.approx(0.5 + 0.49)
 
 

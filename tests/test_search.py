@@ -7,13 +7,16 @@ import torch
 from typer.testing import CliRunner
 
 from generator.errors import InputError
-from generator.model.transformer import ModelConfig, MusicTransformer, load_checkpoint, save_checkpoint
+from generator.model.checkpoint import load_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.sampling.compose import compose, compose_many, derive_seed
 from generator.sampling.filters import filter_logits
-from generator.sampling.generate import GenerationRequest, beam_search, generate, primer_from_midi
+from generator.sampling.generate import GenerationRequest, beam_search, generate
 from generator.sampling.params import SamplingParams
+from generator.sampling.primer import primer_from_midi
 from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT, SBER
 from generator.tokens.tokenizer import ids_to_notes, seconds_of
 from paths import SBER_MIDI, VECTORS
 
@@ -33,7 +36,7 @@ def _model(time_bias: float = 0.0, seed: int = 0, **config) -> MusicTransformer:
 
 
 def _sounding_at_end(ids) -> bool:
-    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, vocab.VOCAB_SIZE)
+    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, DEFAULT)
     for t in ids:
         row.push(t)
     return bool(row.sounding)
@@ -103,14 +106,14 @@ def test_duration_is_within_two_percent_and_ends_musically(target_s, ending):
         notes = ids_to_notes(r.ids)
         assert max(n.end_s for n in notes) <= r.duration_s + 1e-9
         last_onset_s = max(n.start_s for n in notes)
-        assert last_onset_s <= target_s - tail_ticks(round(target_s * 100), ending) / 100 + 1e-9
+        assert last_onset_s <= target_s - tail_ticks(round(target_s * 100), ending, DEFAULT) / 100 + 1e-9
 
 
 def _uncached_greedy(model: MusicTransformer, request: GenerationRequest) -> tuple[int, ...]:
     """The reference: recompute the whole window each token, re-priming at the same points; with
     genre guidance, the unconditioned window too (NO_GENRE in place of the genre token)."""
     params, max_seq = request.params, model.config.max_seq
-    row = RowState(0, request.genre_token, (), request.duration_s, "ring", 0, model.config.vocab_size)
+    row = RowState(0, request.genre_token, (), request.duration_s, "ring", 0, model.encoding)
     window = [request.genre_token]
     with torch.no_grad():
         while not row.done:
@@ -183,7 +186,7 @@ def test_a_model_without_time_shifts_is_capped():
 
 
 def test_the_total_token_cap_holds_when_time_crawls():
-    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, vocab.VOCAB_SIZE)
+    row = RowState(0, vocab.GENRE, (), 1.0, "ring", 0, DEFAULT)
     cap = 1 * 300 + 256  # TOKENS_PER_S_CAP per target second + CAP_SLACK
     pattern = [60, vocab.NOTE_OFF + 60] * 50 + [vocab.TIME_SHIFT]  # 100 notes per 10 ms: no stall
     while not row.done:
@@ -218,7 +221,7 @@ def test_primer_from_midi_takes_the_first_or_last_seconds(from_end):
     assert all(0 <= t < vocab.END or t >= vocab.INSTRUMENT for t in ids)
     long = primer_from_midi(SBER_MIDI / "classic_0.mid", 120.0, from_end)
     assert len(long) <= 512 and seconds_of(long) < 120.0
-    sber = primer_from_midi(SBER_MIDI / "jazz_0.mid", 8.0, from_end, sber_compatible=True)
+    sber = primer_from_midi(SBER_MIDI / "jazz_0.mid", 8.0, from_end, encoding=SBER)
     assert max(sber) < vocab.END
     model = _model()
     result = generate(model, [_request("jazz", 0, 12.0, primer_ids=ids)])[0]
@@ -274,7 +277,7 @@ def test_gen_sample_writes_a_midi_file(tmp_path):
 
 
 def test_a_note_held_past_max_note_s_must_be_released_next():
-    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, max_note_s=2.0)
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, DEFAULT, max_note_s=2.0)
     for token in (vocab.INSTRUMENT + 4, vocab.NOTE_ON + 40, vocab.INSTRUMENT + 0, vocab.NOTE_ON + 60):
         row.push(token)
     row.push(vocab.TIME_SHIFT + 99)  # 1 s: nothing is overdue yet
@@ -290,7 +293,7 @@ def test_a_note_held_past_max_note_s_must_be_released_next():
 
 
 def test_the_ring_out_releases_notes_when_they_reach_max_note_s():
-    row = RowState(0, vocab.GENRE, (), 10.0, "ring", 0, vocab.VOCAB_SIZE, max_note_s=2.0)
+    row = RowState(0, vocab.GENRE, (), 10.0, "ring", 0, DEFAULT, max_note_s=2.0)
     for token in (vocab.NOTE_ON + 60, *[vocab.TIME_SHIFT + 99] * 8, vocab.NOTE_ON + 64):
         row.push(token)
     row.close("duration", fill=True)  # 8 s in: 60 is overdue now, 64 is due at 10 s = the end
@@ -301,11 +304,11 @@ def test_the_ring_out_releases_notes_when_they_reach_max_note_s():
 
 def test_the_instrument_palette_limits_instrument_tokens_and_notes():
     palette = (0, vocab.INSTRUMENT_FAMILIES.index("bass"), vocab.DRUMS_FAMILY)
-    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, instruments=palette)
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, DEFAULT, instruments=palette)
     allowed = row.allowed()
     assert np.flatnonzero(allowed[vocab.INSTRUMENT:]).tolist() == list(palette)
     assert allowed[vocab.NOTE_ON + 60]
-    outside = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE, instruments=(4,))
+    outside = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, DEFAULT, instruments=(4,))
     assert not outside.allowed()[vocab.NOTE_ON:vocab.NOTE_OFF].any()  # piano is current but not allowed
     model = _model(time_bias=1.0)
     result = generate(model, [_request("jazz", 5, 8.0, instruments=palette)])[0]
@@ -316,7 +319,7 @@ def test_the_instrument_palette_limits_instrument_tokens_and_notes():
 
 
 def test_note_off_is_allowed_only_for_a_note_sounding_in_the_current_family():
-    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, vocab.VOCAB_SIZE)
+    row = RowState(0, vocab.GENRE, (), 30.0, "ring", 0, DEFAULT)
     assert not row.allowed()[vocab.NOTE_OFF:vocab.VELOCITY].any()  # nothing sounds yet
     for token in (vocab.INSTRUMENT + 4, vocab.NOTE_ON + 40, vocab.INSTRUMENT + 0, vocab.NOTE_ON + 60,
                   vocab.NOTE_ON + 64, vocab.TIME_SHIFT + 9):
@@ -344,7 +347,7 @@ def test_generated_tracks_have_no_note_off_without_its_note():
 
 
 def test_a_window_cut_mid_piece_starts_with_the_instrument_in_force():
-    row = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.VOCAB_SIZE)
+    row = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, DEFAULT)
     bass = vocab.INSTRUMENT + vocab.INSTRUMENT_FAMILIES.index("bass")
     for token in [bass] + [vocab.NOTE_ON + 40, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 40] * 10:
         row.push(token)
@@ -352,11 +355,11 @@ def test_a_window_cut_mid_piece_starts_with_the_instrument_in_force():
     assert prompt[:2] == [vocab.GENRE, bass] and prompt[2:] == row.tokens[-7:]
     assert len(prompt) == 1 + 16 // 2
     assert row.prompt(64) == [vocab.GENRE, *row.tokens]  # it all fits: nothing is cut
-    piano = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.VOCAB_SIZE)
+    piano = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, DEFAULT)
     for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
         piano.push(token)
     assert piano.prompt(16)[1] == vocab.INSTRUMENT  # piano is in force before any INSTRUMENT
-    sber = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, vocab.INSTRUMENT)  # Sber vocabulary
+    sber = RowState(0, vocab.GENRE, (), 60.0, "ring", 0, SBER)  # Sber vocabulary
     for token in [vocab.NOTE_ON + 60, vocab.TIME_SHIFT + 9, vocab.NOTE_OFF + 60] * 10:
         sber.push(token)
     assert sber.prompt(16) == [vocab.GENRE, *sber.tokens[-8:]]

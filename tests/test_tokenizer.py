@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from generator.errors import InputError
 from generator.tokens import tokenizer, vocab
+from generator.tokens.encoding import DEFAULT, SBER
 from generator.tokens.tokenizer import (
     Note,
     augment_ids,
@@ -98,13 +99,13 @@ def _assert_round_trip(notes: list[Note], tmp_path: Path, label: str) -> None:
 
 @pytest.mark.parametrize("name", SBER_NAMES)
 def test_sber_encoding_is_bit_exact(name):
-    assert midi_to_ids(SBER_DIR / f"{name}.mid", sber_compatible=True) == _vector(name)["tokens"]
+    assert midi_to_ids(SBER_DIR / f"{name}.mid", encoding=SBER) == _vector(name)["tokens"]
 
 
 @pytest.mark.parametrize("name", SBER_NAMES)
 def test_sber_decoding_gives_the_sber_notes(name):
     vector = _vector(name)
-    notes = ids_to_notes(vector["tokens"], sber_compatible=True)
+    notes = ids_to_notes(vector["tokens"], encoding=SBER)
     got = [[n.pitch, round(n.start_s, 2), round(n.end_s, 2), n.velocity] for n in notes]
     assert got == vector["decoded_notes_pitch_start_end_velocity"]
 
@@ -112,16 +113,16 @@ def test_sber_decoding_gives_the_sber_notes(name):
 def test_sber_quirks_are_reproduced():
     # 0.29 s and 0.58 s gaps encode one step short; every NOTE_ON has its VELOCITY; range 21..96.
     notes = [Note(60, 0.0, 0.29, 80), Note(62, 0.29, 0.87, 81), Note(20, 0.0, 1.0, 80), Note(97, 0, 1, 80)]
-    ids = notes_to_ids(notes, sber_compatible=True)
+    ids = notes_to_ids(notes, encoding=SBER)
     assert ids == [276, 60, 315, 188, 276, 62, 344, 190]
     assert names(ids)[2] == "TIME_SHIFT(280ms)" and names(ids)[6] == "TIME_SHIFT(570ms)"
 
 
 def test_sber_mode_ignores_instrument_tokens_and_skips_drums():
     notes = [Note(60, 0.0, 0.5, 64, 5), Note(36, 0.0, 0.1, 100, DRUMS)]
-    ids = notes_to_ids(notes, sber_compatible=True)
+    ids = notes_to_ids(notes, encoding=SBER)
     assert ids == [272, 60, 337, 188]
-    decoded = ids_to_notes([vocab.INSTRUMENT + 4, *ids], sber_compatible=True)
+    decoded = ids_to_notes([vocab.INSTRUMENT + 4, *ids], encoding=SBER)
     assert [(n.pitch, n.instrument, n.velocity) for n in decoded] == [(60, 0, 64)]
 
 
@@ -255,11 +256,12 @@ garbage = st.lists(st.one_of(st.integers(0, vocab.VOCAB_SIZE - 1), st.integers(-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=garbage, sber_compatible=st.booleans())
 def test_any_ids_decode_to_a_midi_file_that_reads_back(ids, sber_compatible, tmp_path):
-    pm = ids_to_midi(ids, sber_compatible=sber_compatible)
+    encoding = SBER if sber_compatible else DEFAULT
+    pm = ids_to_midi(ids, encoding=encoding)
     path = tmp_path / "garbage.mid"
     pm.write(str(path))
     mido.MidiFile(str(path))
-    for n in ids_to_notes(ids, sber_compatible=sber_compatible):
+    for n in ids_to_notes(ids, encoding=encoding):
         assert 0 <= n.pitch <= 127 and 0 <= n.instrument < vocab.N_INSTRUMENTS and n.end_s >= n.start_s
         assert sber_compatible or n.end_s > n.start_s
 
@@ -376,8 +378,8 @@ def test_ids_to_midi_makes_one_named_instrument_per_family():
 
 def test_zero_length_sber_notes_do_not_become_stuck_notes_in_the_file(tmp_path):
     ids = [vocab.NOTE_ON + 60, vocab.NOTE_OFF + 60, vocab.TIME_SHIFT + 99, vocab.NOTE_ON + 62, vocab.NOTE_OFF + 62]
-    assert [(n.start_s, n.end_s) for n in ids_to_notes(ids, sber_compatible=True)] == [(0, 0), (1.0, 1.0)]
-    path = _write(ids_to_midi(ids, sber_compatible=True), tmp_path / "zero.mid")
+    assert [(n.start_s, n.end_s) for n in ids_to_notes(ids, encoding=SBER)] == [(0, 0), (1.0, 1.0)]
+    path = _write(ids_to_midi(ids, encoding=SBER), tmp_path / "zero.mid")
     notes = midi_to_notes(path)
     assert [(n.pitch, n.start_s, round(n.end_s, 3)) for n in notes] == [(60, 0.0, 0.01), (62, 1.0, 1.01)]
 

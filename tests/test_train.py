@@ -13,6 +13,7 @@ from cli import app
 from generator.corpus.shards import load_shard, shard_path, write_shard
 from generator.errors import CheckpointError, InputError
 from generator.model import train as train_module
+from generator.model.checkpoint import load_checkpoint
 from generator.model.train import (
     TrainOptions,
     WindowSampler,
@@ -23,7 +24,7 @@ from generator.model.train import (
     train,
     train_pieces,
 )
-from generator.model.transformer import ModelConfig, load_checkpoint
+from generator.model.transformer import ModelConfig
 from generator.tokens import vocab
 from generator.tokens.tokenizer import midi_to_ids
 from paths import SBER_MIDI

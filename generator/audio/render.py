@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-from generator.errors import InputError, SoundFontError
 from generator.audio.fluid import import_fluidsynth
 from generator.audio.soundfonts import SoundFont
+from generator.errors import InputError, SoundFontError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from generator.paths import PROJECT_ROOT as REPO_ROOT
 
+from generator.paths import PROJECT_ROOT as REPO_ROOT
 
 
 def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) -> None:
@@ -40,10 +40,10 @@ def prepare(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress line.")] = False,
 ) -> None:
     """Build the training shards from installed packages and the shared corpus (offline)."""
-    from generator.corpus.sources import SOURCES
     from generator.corpus.prepare import DEFAULT_LIMITS, PrepareOptions
     from generator.corpus.prepare import prepare as run_prepare
     from generator.corpus.report import genre_table
+    from generator.corpus.sources import SOURCES
     from generator.errors import InputError
 
     if not (shared / "corpus").is_dir():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from generator.sampling.params import SamplingParams
 
 @sampling_options
 def evaluate(
-    checkpoint: Annotated[Optional[Path], typer.Option(
+    checkpoint: Annotated[Path | None, typer.Option(
         "--checkpoint", help="Model checkpoint (default: the shipped models/gen-small.pt).")] = None,
     data: Annotated[Path, typer.Option(
         "--data", help="Corpus folder holding shards/{train,test}.npz.")] = Path("data"),
@@ -24,14 +24,14 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the tracks and of the real-piece choice.")] = 0,
     genres: Annotated[str, typer.Option("--genres", help="Comma-separated genres to generate.")] = "classic,jazz,calm,pop",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
-    markdown_out: Annotated[Optional[Path], typer.Option(
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    markdown_out: Annotated[Path | None, typer.Option(
         "--markdown", help="Write the report as a Markdown section (for QUALITY.md) here.")] = None,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Samples per track before it "
                                               "is given up (loop-detector resampling).")] = 4,
     reference_per_genre: Annotated[int, typer.Option("--reference-per-genre", min=2, help="Real train "
                                                      "pieces per genre for the classifier and features.")] = 200,
-    copy_pieces: Annotated[Optional[int], typer.Option("--copy-pieces", min=1, help="Train pieces indexed "
+    copy_pieces: Annotated[int | None, typer.Option("--copy-pieces", min=1, help="Train pieces indexed "
                                                        "for the copy check (default: all).")] = None,
     transposed_copies: Annotated[bool, typer.Option("--transposed-copies", help="Copy check compares "
                                                     "intervals, so transposed copies count.")] = False,
@@ -45,10 +45,10 @@ def evaluate(
     copies, durations, endings and held-out NLL against the corpus shards."""
     import torch
 
+    from generator.eval.evaluate import EvalSettings, run_eval
     from generator.eval.report import report_to_markdown, write_json
     from generator.files import atomic_write_text
-    from generator.eval.evaluate import EvalSettings, run_eval
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
 
     path = checkpoint or SHIPPED_CHECKPOINT
@@ -124,8 +124,8 @@ def _print(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from generator.tokens import vocab
     from generator.eval.report import feature_rows, headline_rows, nll_rows
+    from generator.tokens import vocab
 
     console = Console()
     for title, header, rows in (

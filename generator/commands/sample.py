@@ -31,8 +31,8 @@ def sample(
     params: SamplingParams,
 ) -> None:
     """Sample one track to a MIDI file."""
-    from generator.tokens import vocab
     from generator.errors import GeneratorError, InputError
+    from generator.tokens import vocab
 
     try:
         vocab.canonical_genre(genre)
@@ -44,18 +44,18 @@ def sample(
 
     import torch
 
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
+    from generator.sampling.generate import GenerationRequest, generate
     from generator.sampling.loops import LoopLimits, release_after_s
-    from generator.sampling.generate import GenerationRequest, generate, primer_from_midi
+    from generator.sampling.primer import primer_from_midi
     from generator.tokens.tokenizer import ids_to_midi
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
     model, _ = load_checkpoint(checkpoint or SHIPPED_CHECKPOINT, map_location=device)
-    sber_vocab = model.config.vocab_size <= vocab.INSTRUMENT
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
-                                                            sber_compatible=sber_vocab)
+                                                            encoding=model.encoding)
     request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
                                 max_note_s=release_after_s(LoopLimits.for_genre(genre), genre))
     result = generate(model, [request], device=device, batch_size=1)[0]

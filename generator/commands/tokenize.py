@@ -25,14 +25,15 @@ def tokenize(
 ) -> None:
     """Print the token ids of a MIDI file; without --json also their readable names."""
     from generator.tokens import tokenizer
+    from generator.tokens.encoding import DEFAULT, SBER
 
-    ids = tokenizer.midi_to_ids(file, sber_compatible=sber_compatible)
-    encoding = "seed" if sber_compatible else "default"
-    seconds = tokenizer.seconds_of(ids)
+    encoding = SBER if sber_compatible else DEFAULT
+    ids = tokenizer.midi_to_ids(file, encoding=encoding)
+    seconds = tokenizer.seconds_of(ids, encoding=encoding)
     if as_json:
-        record = {"file": str(file), "encoding": encoding, "n_tokens": len(ids), "seconds": seconds, "ids": ids}
+        record = {"file": str(file), "encoding": encoding.name, "n_tokens": len(ids), "seconds": seconds, "ids": ids}
         typer.echo(json.dumps(record))
         return
-    typer.echo(f"# {file}: {len(ids)} tokens, {seconds:.2f} s of music, {encoding} encoding")
+    typer.echo(f"# {file}: {len(ids)} tokens, {seconds:.2f} s of music, {encoding.name} encoding")
     typer.echo(" ".join(map(str, ids)))
     typer.echo(" ".join(tokenizer.names(ids)))

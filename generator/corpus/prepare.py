@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.tokens import vocab
+from generator.corpus.sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
 from generator.errors import InputError
 from generator.files import atomic_path, atomic_write_text
-from generator.corpus.sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
+from generator.tokens import vocab
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ def _reason(error: Exception) -> str:
 
 def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0) -> PieceResult:
     """Build, check and tokenize one piece; a failure is a result with a reason, never a raise."""
+    from generator.corpus.shards import SHARD_ENCODING
     from generator.tokens.tokenizer import midi_to_ids, seconds_of
 
     pm, reason = _build_midi(job, cache, timeout_s)
@@ -152,12 +153,12 @@ def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0)
     if reason:
         return PieceResult(job, None, 0.0, reason)
     try:
-        ids = midi_to_ids(pm)
+        ids = midi_to_ids(pm, encoding=SHARD_ENCODING)
     except Exception as error:  # noqa: BLE001
         return PieceResult(job, None, 0.0, f"tokenizer: {type(error).__name__}: {error}"[:200])
-    if not ids or max(ids) >= vocab.VOCAB_SIZE:
+    if not ids or max(ids) >= SHARD_ENCODING.vocab_size:
         return PieceResult(job, None, 0.0, "no tokens")
-    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(seconds_of(ids)), None)
+    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(seconds_of(ids, encoding=SHARD_ENCODING)), None)
 
 
 def _worker(args) -> PieceResult:
@@ -277,7 +278,7 @@ def write_outputs(out: Path, kept: list[PieceResult], splits: dict[str, str]) ->
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _package_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -285,7 +286,7 @@ def _package_version(name: str) -> str:
         return "?"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mma_version() -> str:
     try:
         done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "mma"], capture_output=True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from generator.tokens import vocab
 from generator.corpus.sources import MUSIC21_EXCLUDED, SOURCES
+from generator.tokens import vocab
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.tokens import vocab
 from generator.errors import InputError
 from generator.files import atomic_path
+from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT
 
+SHARD_ENCODING = DEFAULT  # the encoding of every shard's ids (and so of every model trained on them)
 SPLITS = ("train", "valid", "test")
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
 _ARRAYS = {"tokens": np.uint16, "offsets": np.int64, "genre": np.int8, "piece": np.int32}

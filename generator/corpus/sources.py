@@ -125,7 +125,7 @@ _SLOW_MARK = re.compile(
 _FORTE = re.compile(r"<(?:f|ff|fff|sf|sfz|fz)/>")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def is_calm_song(path: str) -> bool:
     """A song whose opening tempo is slow (marking or <= 60 bpm) and that is almost never loud."""
     import zipfile
@@ -209,8 +209,7 @@ def _chart_entry(arg: str) -> dict:
 
 def load_job(job: Job) -> pretty_midi.PrettyMIDI:
     """Build the PrettyMIDI of one job. Raises on bad input (the caller records the reason)."""
-    from generator.corpus.arrangers import ambient
-    from generator.corpus.arrangers import arrangements
+    from generator.corpus.arrangers import ambient, arrangements
     from generator.corpus.arrangers.arranger import bars_to_events
 
     rng = random.Random(stable_hash(job.id))

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from generator.corpus.shards import SHARD_ENCODING, Shard, load_shard, shard_path
+from generator.errors import InputError
 from generator.eval import features as F
 from generator.eval import metrics
-from generator.tokens import vocab
-from generator.errors import InputError
 from generator.seeds import stable_seed
-from generator.corpus.shards import Shard, load_shard, shard_path
+from generator.tokens import vocab
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ def prefix_excerpt(ids: Sequence[int] | np.ndarray, seconds: float) -> tuple[lis
     from generator.tokens.tokenizer import ids_to_notes
 
     t = np.asarray(ids, dtype=np.int64)
-    shift = np.where((t >= vocab.TIME_SHIFT) & (t < vocab.END), t - vocab.TIME_SHIFT + 1, 0)
-    clock = np.cumsum(shift) / 100
+    clock = SHARD_ENCODING.seconds(np.cumsum(SHARD_ENCODING.shift_ticks(t)))
     length_s = min(seconds, float(clock[-1]) if clock.size else 0.0)
     cut = int(np.searchsorted(clock, seconds + 5.0, side="right"))  # margin: releases of held notes
     return F.excerpt(ids_to_notes(t[:cut].tolist()), 0.0, length_s), length_s
@@ -330,8 +329,8 @@ def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
                     progress: Callable[[int, int], None] | None = None) -> list[GeneratedTrack]:
     """`per_genre` tracks of each genre through compose_many (sampling + loop-detector resampling)."""
     from generator.sampling.compose import compose_many
-    from generator.sampling.loops import LoopLimits, release_after_s
     from generator.sampling.generate import GenerationRequest
+    from generator.sampling.loops import LoopLimits, release_after_s
 
     requests = [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
                                   duration_s=settings.seconds, params=params, ending=settings.ending,
@@ -363,11 +362,11 @@ def run_eval(model, params, settings: EvalSettings, data_dir, device: str = "cpu
     timings["measure_s"] = time.monotonic() - start
     start = time.monotonic()
     stage("held-out NLL")
-    if model.config.vocab_size >= vocab.VOCAB_SIZE:
+    if model.encoding == SHARD_ENCODING:
         nll = evaluate_nll(model, test.path, device, max_tokens_per_genre=settings.nll_tokens_per_genre)
-    else:  # a Sber-format model cannot read the shards' INSTRUMENT tokens
-        log.warning("held-out NLL skipped: the model's vocabulary (%d) lacks the INSTRUMENT tokens",
-                    model.config.vocab_size)
+    else:  # e.g. a Sber-format model cannot read the shards' INSTRUMENT tokens
+        log.warning("held-out NLL skipped: the model's encoding (%s) is not the shards' (%s)",
+                    model.encoding.name, SHARD_ENCODING.name)
         nll = {}
     unigram = unigram_baseline(train, test, settings.nll_tokens_per_genre)
     timings["nll_s"] = time.monotonic() - start

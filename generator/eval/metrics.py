@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.tokens import vocab
 from generator.eval.features import NoteLike, pitched
+from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT
 
 # --- distribution overlap ------------------------------------------------------------------------
 
@@ -152,15 +153,14 @@ def id_symbols(ids: Sequence[int] | np.ndarray, quantum_s: float = ONSET_QUANTUM
     """`note_symbols(ids_to_notes(ids))` read straight off the token ids with numpy (fast enough
     to index a whole training shard): NOTE_ON onsets, INSTRUMENT state, drums dropped."""
     t = np.asarray(ids, dtype=np.int64)
-    shift = np.where((t >= vocab.TIME_SHIFT) & (t < vocab.END), t - vocab.TIME_SHIFT + 1, 0)
-    tick = np.cumsum(shift)  # a NOTE_ON's own shift is 0, so this is its onset tick
+    tick = np.cumsum(DEFAULT.shift_ticks(t))  # a NOTE_ON's own shift is 0, so this is its onset tick
     is_inst = (t >= vocab.INSTRUMENT) & (t < vocab.VOCAB_SIZE)
     last_inst = np.maximum.accumulate(np.where(is_inst, np.arange(t.size), -1)) if t.size else t
     family = np.where(last_inst >= 0, t[np.maximum(last_inst, 0)] - vocab.INSTRUMENT, 0)
     on = (t < vocab.NOTE_OFF) & (family != vocab.DRUMS_FAMILY)
     # the decoder keeps one of two identical NOTE_ONs (same family, pitch and tick)
     keys = np.unique(np.stack([tick[on], family[on], t[on]], axis=1), axis=0)
-    start_s = keys[:, 0] * (vocab.TIME_SHIFT_STEP_MS / 1000)
+    start_s = DEFAULT.seconds(keys[:, 0])
     return _symbols(keys[:, 2], start_s, quantum_s, transposition_invariant)
 
 

@@ -7,10 +7,10 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+from generator.eval.evaluate import EvalReport
 from generator.files import atomic_write_text
 from generator.library.sidecar import finite_or_none
 from generator.tokens import vocab
-from generator.eval.evaluate import EvalReport
 
 GOAL_GENRE_ACCURACY = 0.8
 CHANCE = 1 / len(vocab.GENRES)

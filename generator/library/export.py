@@ -15,16 +15,17 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from generator import __version__
-from generator.errors import GeneratorError
-from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.audio.codecs import write_mp3, write_wav
+from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
+from generator.errors import GeneratorError
 from generator.files import atomic_path, install_folder
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
 from generator.library.tags import tag_mp3

@@ -18,7 +18,7 @@ class OutputLock:
         self.path = out_dir / LOCK_NAME
         self._handle = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
         try:

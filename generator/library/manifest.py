@@ -27,7 +27,7 @@ class Manifest:
     tracks: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, out_dir: Path, recipe_name: str) -> "Manifest":
+    def load(cls, out_dir: Path, recipe_name: str) -> Manifest:
         path = out_dir / MANIFEST_NAME
         if not path.exists():
             return cls(path, recipe_name)

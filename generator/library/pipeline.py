@@ -169,7 +169,7 @@ class _Context:
     @classmethod
     def load(cls, recipe: Recipe, recipe_label: str, device: str) -> _Context:
         from generator.audio.soundfonts import resolve_soundfont
-        from generator.model.transformer import load_checkpoint
+        from generator.model.checkpoint import load_checkpoint
 
         # Fail fast, before any sampling; a recipe that asks for no audio needs no SoundFont.
         soundfont = resolve_soundfont(recipe.soundfont) if renders_audio(recipe) else None
@@ -177,12 +177,11 @@ class _Context:
         model = model.to(device).eval()
         primer_ids: tuple[int, ...] = ()
         if recipe.sampling.primer is not None:
-            from generator.sampling.generate import primer_from_midi
+            from generator.sampling.primer import primer_from_midi
 
             primer = recipe.sampling.primer
-            sber_format = model.config.vocab_size <= vocab.INSTRUMENT  # no INSTRUMENT tokens
             primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
-                                          sber_compatible=sber_format)
+                                          encoding=model.encoding)
         name = meta.get("name") or Path(recipe.model).name
         return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids)
 

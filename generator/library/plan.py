@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.tokens import vocab
 from generator.errors import RecipeError
 from generator.library.recipe_fields import safe_name
 from generator.sampling.params import SamplingParams, drawn_fields, field_spec
 from generator.seeds import stable_seed
+from generator.tokens import vocab
 
 if TYPE_CHECKING:
     from generator.library.recipe import Recipe

@@ -14,17 +14,26 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo
-from pydantic import create_model
-from pydantic import field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from generator.library import recipe_fields as rf
-from generator.tokens import vocab
 from generator.errors import RecipeError, SoundFontError
+from generator.library import recipe_fields as rf
 from generator.library.recipe_fields import safe_name
 from generator.library.yamlmarks import YamlProblem, line_of, parse_yaml
 from generator.paths import PROJECT_ROOT
 from generator.sampling.params import SamplingParams, field_spec, guidance_conflict, spec_fields
+from generator.tokens import vocab
 
 DEFAULT_MODEL = "models/gen-small.pt"
 DEFAULT_SOUNDFONT = "fluidr3_gm"

@@ -10,7 +10,7 @@ LABEL_WIDTH = 21
 
 def card_facts(path: Path) -> dict[str, Any]:
     """The model card facts of a checkpoint, read from the file itself."""
-    from generator.model.transformer import load_checkpoint
+    from generator.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path)
     c = model.config

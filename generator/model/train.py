@@ -16,17 +16,18 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generator.tokens import vocab
+from generator.corpus.shards import SHARD_ENCODING, Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.errors import CheckpointError, InputError
-from generator.model.transformer import FORMAT, ModelConfig, MusicTransformer, read_checkpoint, save_checkpoint
-from generator.corpus.shards import Shard, data_sha256, load_shard, read_pieces, shard_path
+from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from generator.model.transformer import ModelConfig, MusicTransformer
+from generator.tokens import vocab
 from generator.tokens.tokenizer import augment_ids
 
 log = logging.getLogger(__name__)
@@ -330,12 +331,12 @@ class Trainer:
         if opts.genre_dropout > 0:
             config = replace(config, unconditioned=True)
         torch.manual_seed(opts.seed)
-        self.model = MusicTransformer(config).to(self.device).train()
+        self.model = MusicTransformer(config, SHARD_ENCODING).to(self.device).train()
         if parent is not None:
             self.model.load_state_dict(parent["model"])
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=opts.lr, betas=(0.9, 0.95))
         self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment,
-                                     instruments=config.vocab_size > vocab.INSTRUMENT,
+                                     instruments=self.model.encoding.has_instruments,
                                      genre_dropout=opts.genre_dropout)
         self.rng = np.random.default_rng(opts.seed)
         self.step, self.tokens_seen, self.wall_s, self.history = 0, 0, 0.0, []
@@ -447,7 +448,7 @@ class Trainer:
                      "excluded_licences": list(self.opts.exclude_licences),
                      "excluded_sources": list(self.opts.exclude_sources), **self._provenance()},
             "history": self.history,
-            "saved_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "saved_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         })
         return meta
 

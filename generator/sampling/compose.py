@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from generator.sampling.loops import LoopLimits, detect
 from generator.sampling.generate import GenerationRequest, GenerationResult, Progress, generate
+from generator.sampling.loops import LoopLimits, detect
 from generator.seeds import stable_seed
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from generator.tokens import vocab
 from generator.sampling.params import SamplingParams
+from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT, Encoding
 
 NEG_INF = float("-inf")
 SBER_PITCH_RANGE = (21, 96)  # Sber's whitelist (piano range as its encoder keeps it)
@@ -84,21 +85,16 @@ def new_rp_table(batch: int, device: torch.device | str = "cpu") -> torch.Tensor
 
 
 def rp_update(table: torch.Tensor, tokens: torch.Tensor, penalty: float, restore_speed: float,
-              *, sber_compatible: bool = False) -> torch.Tensor:
+              *, encoding: Encoding = DEFAULT) -> torch.Tensor:
     """The table after each row emitted tokens[b]: a NOTE_ON(p) lowers table[b, p] by `penalty`;
     a TIME_SHIFT of s seconds raises all of row b by s * restore_speed; clamped to [0, 1].
 
-    sber_compatible counts a shift of k+1 steps as k/100 s and any token from END up as 1 s, as
-    Sber's update does; it never touches other rows (Sber's batch version does).
+    The seconds of a token are the encoding's (`Encoding.penalty_seconds`): the Sber encoding
+    counts a shift of k+1 steps as k/100 s and any token from END up as 1 s, as Sber's update
+    does. A row never touches other rows (Sber's batch version does).
     """
     tokens = tokens.to(table.device).long()  # (B,)
-    steps = (tokens - vocab.TIME_SHIFT).clamp(0, vocab.N_TIME_SHIFTS).float()  # k for TIME_SHIFT(k)
-    is_shift = (tokens >= vocab.TIME_SHIFT) & (tokens < vocab.END)
-    if sber_compatible:
-        seconds = torch.where(tokens >= vocab.TIME_SHIFT, steps / 100.0, torch.zeros_like(steps))
-    else:
-        seconds = torch.where(is_shift, (steps + 1) * vocab.TIME_SHIFT_STEP_MS / 1000.0,
-                              torch.zeros_like(steps))
+    seconds = encoding.penalty_seconds(tokens)
     out = table + (seconds * restore_speed)[:, None]
     is_note = tokens < vocab.NOTE_ON + vocab.N_PITCHES
     rows = torch.nonzero(is_note).flatten()

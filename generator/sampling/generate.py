@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from generator.tokens import vocab
 from generator.errors import InputError
-from generator.sampling.rowstate import ENDINGS, RowState
 from generator.sampling.filters import filter_logits, guide, new_rp_table, rp_update, sample_from_logits
 from generator.sampling.params import SamplingParams
+from generator.sampling.rowstate import ENDINGS, RowState
+from generator.tokens import vocab
+from generator.tokens.encoding import Encoding
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,8 @@ def generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], *, d
 def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], device: str, batch_size: int,
               time_budget_s: float | None, progress: Progress | None) -> list[GenerationResult]:
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-    max_seq, vocab_size = model.config.max_seq, model.config.vocab_size
-    rows = [_new_row(i, r, vocab_size) for i, r in enumerate(requests)]
+    max_seq = model.config.max_seq
+    rows = [_new_row(i, r, model.encoding) for i, r in enumerate(requests)]
     results: list[GenerationResult | None] = [None] * len(requests)
     finished = 0
 
@@ -143,20 +144,20 @@ def _generate(model: torch.nn.Module, requests: Sequence[GenerationRequest], dev
     return [r for r in results if r is not None]
 
 
-def _new_row(index: int, request: GenerationRequest, vocab_size: int) -> RowState:
-    if any(int(t) >= vocab_size for t in request.primer_ids):
-        raise InputError(f"primer holds ids >= {vocab_size}, the model's vocabulary (a Sber-format "
-                         "checkpoint has no INSTRUMENT tokens): make the primer in the Sber encoding")
+def _new_row(index: int, request: GenerationRequest, encoding: Encoding) -> RowState:
+    if any(int(t) >= encoding.vocab_size for t in request.primer_ids):
+        raise InputError(f"primer holds ids >= {encoding.vocab_size}, the model's vocabulary (the "
+                         f"{encoding.name!r} encoding): make the primer in that encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
-                   request.ending, request.seed, vocab_size, request.max_note_s, request.instruments)
+                   request.ending, request.seed, encoding, request.max_note_s, request.instruments)
     if row.ticks >= row.target_ticks:
-        raise InputError(f"primer lasts {row.ticks / 100:.2f} s, not less than duration_s "
+        raise InputError(f"primer lasts {encoding.seconds(row.ticks):.2f} s, not less than duration_s "
                          f"{request.duration_s}: use a longer duration or a shorter primer")
     return row
 
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
-    return GenerationResult(tuple(row.tokens), row.ticks / 100, row.stop_reason or "duration",
+    return GenerationResult(tuple(row.tokens), row.encoding.seconds(row.ticks), row.stop_reason or "duration",
                             row.n_new, wall_s, request.ending)
 
 
@@ -207,11 +208,12 @@ def _by_params(params: list[SamplingParams], device) -> dict[SamplingParams, tor
     return {p: torch.tensor(idx, device=device) for p, idx in groups.items()}
 
 
-def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
+def _update_rp(rp_table: torch.Tensor, tokens: torch.Tensor, params: list[SamplingParams],
+               encoding: Encoding) -> torch.Tensor:
     for p, idx in _by_params(params, rp_table.device).items():
         if p.rp_penalty > 0:
             rp_table[idx] = rp_update(rp_table[idx], tokens[idx], p.rp_penalty, p.rp_restore_speed,
-                                      sber_compatible=p.sber_compatible)
+                                      encoding=encoding)
     return rp_table
 
 
@@ -243,7 +245,7 @@ def _sample_batch(model: torch.nn.Module, rows: list[RowState], params: list[Sam
         logits = _guided(logits, active, twins, params)
         uniforms = torch.tensor([row.uniform() for row in live], dtype=torch.float64)
         tokens = sample_from_logits(_filtered(logits, live, live_params, rp_table), uniforms)
-        rp_table = _update_rp(rp_table, tokens, live_params)
+        rp_table = _update_rp(rp_table, tokens, live_params, model.encoding)
         hit = _deadline_hit(deadline)
         for row, token in zip(live, tokens.tolist()):
             row.push(token)
@@ -277,7 +279,7 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
     """
     width = beam_width or request.params.beam_width
     params = request.params
-    beams = [_new_row(0, request, model.config.vocab_size)]
+    beams = [_new_row(0, request, model.encoding)]
     beams[0].settle(_deadline_hit(deadline))
     done: list[RowState] = [b for b in beams if b.done]
     beams = [b for b in beams if not b.done]
@@ -309,7 +311,7 @@ def beam_search(model: torch.nn.Module, request: GenerationRequest, *, device: s
         if params.rp_penalty > 0:
             last = torch.tensor([b.tokens[-1] for b in alive], device=device)
             rp_table = rp_update(rp_table, last, params.rp_penalty, params.rp_restore_speed,
-                                 sber_compatible=params.sber_compatible)
+                                 encoding=model.encoding)
         beams = alive
     pool = done or beams
     return max(pool, key=lambda b: b.score / max(1, b.n_new) ** params.length_penalty)
@@ -323,64 +325,3 @@ def _fork(row: RowState, score: float) -> RowState:
     child.sounding = dict(row.sounding)
     child.score = score
     return child
-
-
-# ---- primers ----------------------------------------------------------------------------------
-
-def primer_from_midi(path, seconds: float, from_end: bool = False, *, sber_compatible: bool = False,
-                     max_tokens: int = MAX_PRIMER_TOKENS) -> tuple[int, ...]:
-    """Ids of the first (or last) `seconds` of a MIDI file, at most `max_tokens`, to continue from.
-
-    From the start, the cut falls before the first time shift past `seconds`; notes sounding
-    there stay open for the model to release. From the end, notes starting in the last `seconds`
-    are kept and shifted to start at 0. Too many tokens: the window shrinks until they fit.
-    `sber_compatible` makes Sber-encoding ids (no INSTRUMENT tokens) for a Sber-format model.
-    """
-    from generator.tokens.tokenizer import midi_to_notes, notes_to_ids
-
-    if not seconds > 0:
-        raise InputError(f"primer seconds = {seconds!r} is invalid: use a number of seconds > 0")
-    notes = midi_to_notes(path)
-    if not notes:
-        raise InputError(f"{path}: the MIDI file has no notes to use as a primer; fix: pick another file")
-    if from_end:
-        return _primer_from_end(notes, seconds, sber_compatible, max_tokens)
-    ids = _cut_at(notes_to_ids(notes, sber_compatible=sber_compatible), round(seconds * 100), max_tokens)
-    if not ids:
-        raise InputError(f"{path}: no notes in the first {seconds} s; fix: use a longer --primer-seconds")
-    return tuple(ids)
-
-
-def _cut_at(ids: list[int], max_ticks: int, max_tokens: int) -> list[int]:
-    """The longest prefix within `max_ticks` and `max_tokens` that ends before a time shift
-    (so every event of its last tick is in), or all of `ids` if they fit."""
-    ticks, cut = 0, 0
-    for n, t in enumerate(ids):
-        if n > max_tokens or ticks > max_ticks:
-            break
-        if vocab.TIME_SHIFT <= t < vocab.END:
-            cut = n
-            ticks += t - vocab.TIME_SHIFT + 1
-    else:
-        if ticks <= max_ticks and len(ids) <= max_tokens:
-            cut = len(ids)
-    return list(ids[:cut])
-
-
-def _primer_from_end(notes: list, seconds: float, sber_compatible: bool, max_tokens: int) -> tuple[int, ...]:
-    from dataclasses import replace as dc_replace
-
-    from generator.tokens.tokenizer import notes_to_ids
-
-    end = max(n.end_s for n in notes)
-    start = max(0.0, end - seconds)
-    while True:
-        kept = [n for n in notes if n.start_s >= start]
-        if not kept:
-            raise InputError(f"no primer of at most {max_tokens} tokens fits the last {seconds} s")
-        first = min(n.start_s for n in kept)
-        ids = notes_to_ids([dc_replace(n, start_s=n.start_s - first, end_s=n.end_s - first) for n in kept],
-                           sber_compatible=sber_compatible)
-        if len(ids) <= max_tokens:
-            return tuple(ids)
-        start = first + (end - first) * (1 - max_tokens / len(ids)) + 0.01

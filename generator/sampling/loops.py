@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,10 @@ def longest_silence_s(notes: Sequence) -> float:
 
 
 def _onsets(notes: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """Pitches and onsets (in 10 ms steps) of the pitched notes, in time order."""
+    """Pitches and onsets (in ticks, 10 ms steps) of the pitched notes, in time order."""
     pitched = sorted(_pitched(notes), key=lambda n: (n.start_s, n.pitch))
     pitches = np.array([n.pitch for n in pitched], dtype=np.int64)
-    steps = np.array([round(n.start_s * 100) for n in pitched], dtype=np.int64)
+    steps = np.array([round(n.start_s * DEFAULT.ticks_per_s) for n in pitched], dtype=np.int64)
     return pitches, steps
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from generator.tokens import vocab
+from generator.tokens.encoding import Encoding
 
 ENDINGS = ("ring", "fade")
-TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS
 # A row is closed ("token_cap") after TOKENS_PER_S_CAP new tokens per target second + CAP_SLACK
 # (the densest training pieces, MMA jazz, carry up to ~160 tokens per second), or after
 # STALL_TOKENS tokens without a time shift (training data never has more than 47 in a row).
@@ -24,31 +24,27 @@ TOKENS_PER_S_CAP = 300
 CAP_SLACK = 256
 STALL_TOKENS = 256
 UNIFORM_CHUNK = 256
-MAX_SHIFT_TICKS = vocab.N_TIME_SHIFTS
 
 
-def tail_ticks(target_ticks: int, ending: str) -> int:
+def tail_ticks(target_ticks: int, ending: str, encoding: Encoding) -> int:
     """Ticks before the target from which no new note starts: ring 8% of the target within
     1..3 s (a quarter of a very short track), fade 0.5 s (a tenth of a very short track)."""
+    per_s = encoding.ticks_per_s
     if ending == "ring":
-        return int(min(max(0.08 * target_ticks, TICKS_PER_S), 3 * TICKS_PER_S, 0.25 * target_ticks))
-    return int(min(0.5 * TICKS_PER_S, 0.1 * target_ticks))
-
-
-def shift_tokens(ticks: int) -> list[int]:
-    """TIME_SHIFT tokens covering `ticks` (1 s steps, then the rest)."""
-    full, rest = divmod(ticks, MAX_SHIFT_TICKS)
-    return [vocab.TIME_SHIFT + MAX_SHIFT_TICKS - 1] * full + ([vocab.TIME_SHIFT + rest - 1] if rest else [])
+        return int(min(max(0.08 * target_ticks, per_s), 3 * per_s, 0.25 * target_ticks))
+    return int(min(0.5 * per_s, 0.1 * target_ticks))
 
 
 class RowState:
-    """A row's tokens (primer + new, no genre), clock in ticks, sounding (family, pitch) set,
-    and its own random stream. Mirrors tokenizer._decode's note semantics."""
+    """A row's tokens (primer + new, no genre), clock in ticks of its encoding, sounding
+    (family, pitch) set, and its own random stream. Mirrors default_codec.decode's note semantics."""
 
     def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
-                 ending: str, seed: int, vocab_size: int, max_note_s: float | None = None,
+                 ending: str, seed: int, encoding: Encoding, max_note_s: float | None = None,
                  instruments: tuple[int, ...] | None = None) -> None:
         self.index = index
+        self.encoding = encoding
+        per_s = encoding.ticks_per_s
         self.genre_token = genre_token
         self.tokens: list[int] = []
         self.ticks = 0
@@ -57,19 +53,17 @@ class RowState:
         self.sounding: dict[tuple[int, int], int] = {}  # (family, pitch) -> onset tick
         # A note held this long is released by the sampler: past the context window the model
         # cannot see an old NOTE_ON any more and would hold it forever (a "stuck note").
-        self.max_hold_ticks = None if max_note_s is None else max(1, round(max_note_s * TICKS_PER_S))
+        self.max_hold_ticks = None if max_note_s is None else max(1, round(max_note_s * per_s))
         # The instrument palette: INSTRUMENT tokens outside it are never sampled (None: any).
         self.palette: np.ndarray | None = None
-        if instruments is not None and vocab_size > vocab.INSTRUMENT:
-            self.palette = np.zeros(vocab_size - vocab.INSTRUMENT, dtype=bool)
+        if instruments is not None and encoding.has_instruments:
+            self.palette = np.zeros(vocab.N_INSTRUMENTS, dtype=bool)
             self.palette[list(instruments)] = True
-        self.target_ticks = round(target_s * TICKS_PER_S)
+        self.target_ticks = round(target_s * per_s)
         self.ending = ending
-        self.tail = tail_ticks(self.target_ticks, ending)
+        self.tail = tail_ticks(self.target_ticks, ending, encoding)
         self.n_primer = len(primer)
         self.cap = int(target_s * TOKENS_PER_S_CAP) + CAP_SLACK
-        self.vocab_size = vocab_size
-        self.has_instruments = vocab_size > vocab.INSTRUMENT
         self.stop_reason: str | None = None
         self.score = 0.0  # beam search: sum of log-probabilities
         self._rng = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
@@ -100,7 +94,7 @@ class RowState:
         elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
             self.sounding.pop((self.family, t - vocab.NOTE_OFF), None)
         elif vocab.TIME_SHIFT <= t < vocab.END:
-            self.ticks += t - vocab.TIME_SHIFT + 1
+            self.ticks += self.encoding.ticks_of(t)
             self.since_shift = 0
         elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
             self.family = t - vocab.INSTRUMENT
@@ -120,10 +114,10 @@ class RowState:
         family the model assumes before any INSTRUMENT token."""
         if 1 + len(self.tokens) <= max_seq:
             return [self.genre_token, *self.tokens]
-        if not self.has_instruments:
+        if not self.encoding.has_instruments:
             return [self.genre_token, *self.tokens[-(max_seq // 2):]]
         cut = len(self.tokens) - max_seq // 2 + 1
-        return [self.genre_token, vocab.INSTRUMENT + self._family_before(cut), *self.tokens[cut:]]
+        return [self.genre_token, self.encoding.instrument_token(self._family_before(cut)), *self.tokens[cut:]]
 
     def _family_before(self, index: int) -> int:
         """The instrument family in force just before tokens[index] (piano before any INSTRUMENT)."""
@@ -143,10 +137,10 @@ class RowState:
             for due, key in sorted((onset + self.max_hold_ticks, key) for key, onset in self.sounding.items()):
                 if due >= end:
                     break
-                for token in shift_tokens(max(0, due - self.ticks)):
+                for token in self.encoding.shift_tokens(max(0, due - self.ticks)):
                     self.push(token)
                 self._release([key])
-        for token in shift_tokens(end - self.ticks):
+        for token in self.encoding.shift_tokens(end - self.ticks):
             self.push(token)
         self._release(sorted(self.sounding, key=lambda k: (k[0] != self.family, k)))
         self.push(vocab.END)
@@ -154,8 +148,8 @@ class RowState:
 
     def _release(self, keys: list[tuple[int, int]]) -> None:
         for family, pitch in keys:
-            if family != self.family and self.has_instruments:
-                self.push(vocab.INSTRUMENT + family)
+            if family != self.family and self.encoding.has_instruments:
+                self.push(self.encoding.instrument_token(family))
             self.push(vocab.NOTE_OFF + pitch)
 
     def settle(self, deadline_hit: bool) -> None:
@@ -163,7 +157,7 @@ class RowState:
         if self.done:
             return
         if deadline_hit:
-            self.close("time_budget", ring_ticks=TICKS_PER_S)
+            self.close("time_budget", ring_ticks=self.encoding.ticks_per_s)
         elif self.n_new >= self.cap or (self.n_new and self.since_shift >= STALL_TOKENS):
             self.close("token_cap")
         elif self.ticks >= self.target_ticks or (self.releasing and not self._release_choices()):
@@ -175,10 +169,9 @@ class RowState:
 
     def allowed(self) -> np.ndarray:
         """(V,) bool: the tokens this row may emit next."""
-        m = np.ones(self.vocab_size, dtype=bool)
-        m[vocab.END:vocab.INSTRUMENT] = False  # END comes from the ending policy; PAD, GENRE never
+        m = self.encoding.sampleable()
         if self.palette is not None:
-            m[vocab.INSTRUMENT:] = self.palette
+            m[self.encoding.instrument_ids] = self.palette
             if not self.palette[self.family]:  # no note on an instrument outside the palette
                 m[vocab.NOTE_ON:vocab.NOTE_OFF] = False
         # A NOTE_OFF only for a note sounding in the current family: any other is a no-op the
@@ -188,17 +181,17 @@ class RowState:
             if family == self.family:
                 m[vocab.NOTE_OFF + pitch] = True
         remaining = self.target_ticks - self.ticks
-        m[vocab.TIME_SHIFT + max(0, min(remaining, MAX_SHIFT_TICKS)):vocab.END] = False
+        m[self.encoding.longer_shifts(remaining)] = False
         overdue = self._overdue()
         if overdue and not self.releasing:
             return self._only_release(overdue)
         if self.releasing:
             m[vocab.NOTE_ON:vocab.NOTE_OFF] = False  # no new note; the NOTE_OFFs are the grammar's above
             m[vocab.VELOCITY:vocab.TIME_SHIFT] = False
-            if self.has_instruments:
-                m[vocab.INSTRUMENT:] = False
+            if self.encoding.has_instruments:
+                m[self.encoding.instrument_ids] = False
                 for family in {f for f, _ in self.sounding} - {self.family}:
-                    m[vocab.INSTRUMENT + family] = True
+                    m[self.encoding.instrument_token(family)] = True
         return m
 
     def _overdue(self) -> list[tuple[int, int]]:
@@ -208,12 +201,12 @@ class RowState:
 
     def _only_release(self, overdue: list[tuple[int, int]]) -> np.ndarray:
         """Force the release of overdue notes: their NOTE_OFFs, or first a switch to their family."""
-        m = np.zeros(self.vocab_size, dtype=bool)
+        m = np.zeros(self.encoding.vocab_size, dtype=bool)
         here = [p for f, p in overdue if f == self.family]
-        if here or not self.has_instruments:
+        if here or not self.encoding.has_instruments:
             for pitch in here or [p for _, p in overdue]:
                 m[vocab.NOTE_OFF + pitch] = True
         else:
             for family, _ in overdue:
-                m[vocab.INSTRUMENT + family] = True
+                m[self.encoding.instrument_token(family)] = True
         return m

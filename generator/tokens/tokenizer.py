@@ -5,8 +5,11 @@ Two encodings share the vocabulary (docs/vocabulary.md has the full table and ru
 - default (ours): all 128 pitches, integer 10 ms ticks (times rounded to the grid), VELOCITY only
   when the velocity bin changes, INSTRUMENT(family) whenever the family of the next note event
   differs from the last one, leading silence kept, same-pitch overlaps within a family resolved.
-- sber-compatible: bit-exact with Sber's `encode(midi, use_piano_range=True)` and
-  `decode`, quirks included (piano range only, float truncation of some shifts, no leading silence).
+- sber: bit-exact with Sber's `encode(midi, use_piano_range=True)` and `decode`, quirks
+  included (piano range only, float truncation of some shifts, no leading silence); its codec is
+  in sber.py.
+
+The functions here take the encoding as an `Encoding` (encoding.py), DEFAULT unless told.
 
 Sequences produced here never hold GENRE, END or PAD; decoders skip those and any unknown id.
 """
@@ -16,44 +19,22 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pretty_midi
 
-from generator.tokens import vocab
 from generator.errors import InputError
+from generator.tokens import default_codec, vocab
+from generator.tokens.default_codec import DEFAULT_VELOCITY  # noqa: F401  (callers read it here)
+from generator.tokens.encoding import DEFAULT, Encoding
+from generator.tokens.notes import Note
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_S = 1000 // vocab.TIME_SHIFT_STEP_MS  # 100: one tick is one 10 ms step
-DEFAULT_VELOCITY = 64  # a NOTE_ON decoded before any VELOCITY token (default encoding)
-SBER_DEFAULT_VELOCITY = 100  # the Sber decoder's choice
-SBER_PITCH_RANGE = (21, 96)
 MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
 MIDI_TEMPO_BPM = 120.0
 
-_OFF, _ON = 0, 1  # order of simultaneous events inside one family: NOTE_OFFs first
-
-
-@dataclass(frozen=True)
-class Note:
-    """One note; `instrument` is a family index into vocab.INSTRUMENT_FAMILIES (16 = drums)."""
-
-    pitch: int
-    start_s: float
-    end_s: float
-    velocity: int
-    instrument: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.pitch <= 127:
-            raise ValueError(f"Note pitch {self.pitch} is outside 0..127")
-        if not 0 <= self.velocity <= 127:
-            raise ValueError(f"Note velocity {self.velocity} is outside 0..127")
-        if not 0 <= self.instrument < vocab.N_INSTRUMENTS:
-            raise ValueError(f"Note instrument family {self.instrument} is outside 0..{vocab.N_INSTRUMENTS - 1}")
 
 
 # --------------------------------------------------------------------------- MIDI files
@@ -93,16 +74,16 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
     return notes
 
 
-def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, sber_compatible: bool = False) -> list[int]:
+def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encoding = DEFAULT) -> list[int]:
     """Token ids of a MIDI file (a path or a PrettyMIDI)."""
-    return notes_to_ids(midi_to_notes(midi), sber_compatible=sber_compatible)
+    return notes_to_ids(midi_to_notes(midi), encoding=encoding)
 
 
 def ids_to_midi(
     ids: Sequence[int],
     *,
     programs: Mapping[int, int] | None = None,
-    sber_compatible: bool = False,
+    encoding: Encoding = DEFAULT,
 ) -> pretty_midi.PrettyMIDI:
     """A PrettyMIDI with one instrument per family present (named after the family).
 
@@ -116,7 +97,7 @@ def ids_to_midi(
             raise ValueError(f"programs[{family}] = {program} is outside 0..127")
     pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
     by_family: dict[int, list[Note]] = {}
-    for note in ids_to_notes(ids, sber_compatible=sber_compatible):
+    for note in ids_to_notes(ids, encoding=encoding):
         by_family.setdefault(note.instrument, []).append(note)
     for family in sorted(by_family):
         default_program = 0 if family == vocab.DRUMS_FAMILY else family * 8
@@ -126,7 +107,7 @@ def ids_to_midi(
             name=vocab.INSTRUMENT_FAMILIES[family],
         )
         # A zero-length note (the Sber decoder makes them) would be written OFF-then-ON: a stuck note.
-        step_s = 1 / TICKS_PER_S
+        step_s = 1 / encoding.ticks_per_s
         inst.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start_s, max(n.end_s, n.start_s + step_s))
                       for n in by_family[family]]
         pm.instruments.append(inst)
@@ -136,24 +117,23 @@ def ids_to_midi(
 # --------------------------------------------------------------------------- public codec
 
 
-def notes_to_ids(notes: Sequence[Note], *, sber_compatible: bool = False) -> list[int]:
+def notes_to_ids(notes: Sequence[Note], *, encoding: Encoding = DEFAULT) -> list[int]:
     """Token ids for notes (no GENRE prefix, no END)."""
-    return _sber_encode(notes) if sber_compatible else _encode(notes)
+    return encoding.encode(notes)
 
 
-def ids_to_notes(ids: Sequence[int], *, sber_compatible: bool = False) -> list[Note]:
+def ids_to_notes(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> list[Note]:
     """Notes for token ids; never raises: GENRE/END/PAD/unknown ids and orphan NOTE_OFFs are skipped.
 
     Default encoding: notes come sorted by (start, family, pitch) and last at least one tick.
-    Sber-compatible: exactly the notes (and order) of the Sber decoder.
+    Sber: exactly the notes (and order) of the Sber decoder.
     """
-    return _sber_decode(ids) if sber_compatible else _decode(ids)
+    return encoding.decode(ids)
 
 
-def seconds_of(ids: Sequence[int]) -> float:
+def seconds_of(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> float:
     """Music time the ids cover: the sum of their time shifts, in seconds."""
-    ticks = sum(int(t) - vocab.TIME_SHIFT + 1 for t in ids if vocab.TIME_SHIFT <= int(t) < vocab.END)
-    return ticks / TICKS_PER_S
+    return encoding.seconds_of(ids)
 
 
 def names(ids: Sequence[int]) -> list[str]:
@@ -175,245 +155,4 @@ def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0)
     """
     if not stretch > 0 or not math.isfinite(stretch):
         raise ValueError(f"stretch must be a positive finite number, got {stretch}")
-    return _augment(ids, int(transpose), float(stretch))
-
-
-# --------------------------------------------------------------------------- default encoding
-
-
-def _tick(seconds: float) -> int:
-    """Seconds -> 10 ms ticks, rounding half up (never negative)."""
-    return max(0, math.floor(seconds * TICKS_PER_S + 0.5))
-
-
-def _time_shifts(ticks: int) -> list[int]:
-    """TIME_SHIFT tokens for a gap: whole 1 s steps first, then the remainder."""
-    full, rest = divmod(ticks, vocab.N_TIME_SHIFTS)
-    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * full
-    if rest:
-        out.append(vocab.TIME_SHIFT + rest - 1)
-    return out
-
-
-def _resolved_notes(notes: Sequence[Note]) -> list[tuple[int, int, int, int, int]]:
-    """(start_tick, end_tick, family, pitch, velocity) with at most one sounding note per
-    (family, pitch): same-onset duplicates merge (longest end, loudest velocity) and an earlier
-    note is cut where a later one of the same pitch starts (a retrigger, as a synth plays it)."""
-    by_key: dict[tuple[int, int], list[list[int]]] = {}
-    for n in notes:
-        start = _tick(n.start_s)
-        end = max(start + 1, _tick(n.end_s))  # zero-length notes survive as one tick
-        by_key.setdefault((n.instrument, n.pitch), []).append([start, end, n.velocity])
-    out = []
-    for (family, pitch), group in by_key.items():
-        group.sort()
-        merged: list[list[int]] = []
-        for start, end, velocity in group:
-            if merged and merged[-1][0] == start:
-                merged[-1][1] = max(merged[-1][1], end)
-                merged[-1][2] = max(merged[-1][2], velocity)
-                continue
-            if merged and merged[-1][1] > start:
-                merged[-1][1] = start
-            merged.append([start, end, velocity])
-        out.extend((s, e, family, pitch, v) for s, e, v in merged)
-    return out
-
-
-# One event inside a tick: (kind, pitch, velocity bin or None when unknown); grouped by family.
-_Group = dict[int, list[tuple[int, int, int | None]]]
-_IMPLICIT = -1  # augmenting a window: notes before its first INSTRUMENT token (decoded as piano)
-
-
-class _Emitter:
-    """Writes tick groups in the canonical order, with VELOCITY/INSTRUMENT only where they change.
-
-    Inside one tick the family already current goes first (it needs no INSTRUMENT token), then
-    the others by ascending index; inside a family NOTE_OFFs precede NOTE_ONs, each by ascending
-    pitch (NOTE_ONs of unknown velocity, possible only at the start of a window, go first)."""
-
-    def __init__(self, family: int | None = None) -> None:
-        self.out: list[int] = []
-        self.family, self.velocity_bin = family, None
-        self.tick = 0
-
-    def advance_to(self, tick: int) -> None:
-        self.out += _time_shifts(tick - self.tick)
-        self.tick = tick
-
-    def group(self, groups: _Group) -> None:
-        for family in sorted(groups, key=lambda f: (f != self.family, f)):
-            if family != self.family:
-                self.out.append(vocab.INSTRUMENT + family)
-                self.family = family
-            for kind, _, pitch, velocity_bin in sorted((k, b is not None, p, b) for k, p, b in groups[family]):
-                if kind == _OFF:
-                    self.out.append(vocab.NOTE_OFF + pitch)
-                    continue
-                if velocity_bin is not None and velocity_bin != self.velocity_bin:
-                    self.out.append(vocab.VELOCITY + velocity_bin)
-                    self.velocity_bin = velocity_bin
-                self.out.append(vocab.NOTE_ON + pitch)
-
-
-def _encode(notes: Sequence[Note]) -> list[int]:
-    events: dict[int, _Group] = {}  # tick -> family -> events
-    for start, end, family, pitch, velocity in _resolved_notes(notes):
-        velocity_bin = velocity * vocab.N_VELOCITY_BINS // 128
-        events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity_bin))
-        events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, None))
-    emitter = _Emitter()
-    for tick in sorted(events):
-        emitter.advance_to(tick)
-        emitter.group(events[tick])
-    return emitter.out
-
-
-def _bin_velocity(velocity_bin: int) -> int:
-    """The centre of a 4-wide velocity bin: 0 -> 2, 31 -> 126."""
-    return velocity_bin * 4 + 2
-
-
-def _decode(ids: Sequence[int]) -> list[Note]:
-    now, family, velocity = 0, 0, DEFAULT_VELOCITY
-    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (family, pitch) -> (start_tick, velocity)
-    done: list[tuple[int, int, int, int, int]] = []
-
-    def close(key: tuple[int, int]) -> None:
-        start, vel = sounding.pop(key)
-        done.append((start, max(now, start + 1), key[0], key[1], vel))
-
-    for token in ids:
-        t = int(token)
-        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
-            key = (family, t - vocab.NOTE_ON)
-            if key in sounding:
-                if sounding[key][0] == now:
-                    continue  # the same note struck twice at once: keep the first
-                close(key)  # a retrigger ends the sounding note
-            sounding[key] = (now, velocity)
-        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
-            key = (family, t - vocab.NOTE_OFF)
-            if key in sounding:
-                close(key)
-        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
-            velocity = _bin_velocity(t - vocab.VELOCITY)
-        elif vocab.TIME_SHIFT <= t < vocab.END:
-            now += t - vocab.TIME_SHIFT + 1
-        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
-            family = t - vocab.INSTRUMENT
-    for key in list(sounding):
-        close(key)  # notes left open end at the last time
-    done.sort()
-    return [Note(p, s / TICKS_PER_S, e / TICKS_PER_S, v, f) for s, e, f, p, v in done]
-
-
-def _augment(ids: Sequence[int], transpose: int, stretch: float) -> list[int]:
-    """Parse into tick groups (keeping each event's family and velocity state), transform them,
-    and write them back through the canonical emitter."""
-    items: list[tuple[int, _Group | int]] = []  # (input tick, events of one group | passed-through id)
-    tick, family, velocity_bin = 0, _IMPLICIT, None
-    for token in ids:
-        t = int(token)
-        if vocab.TIME_SHIFT <= t < vocab.END:
-            tick += t - vocab.TIME_SHIFT + 1
-        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
-            velocity_bin = t - vocab.VELOCITY
-        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
-            family = t - vocab.INSTRUMENT
-        elif vocab.NOTE_ON <= t < vocab.VELOCITY:
-            kind = _ON if t < vocab.NOTE_OFF else _OFF
-            pitch = t - (vocab.NOTE_ON if kind == _ON else vocab.NOTE_OFF)
-            pitch += 0 if family == vocab.DRUMS_FAMILY else transpose
-            if not 0 <= pitch <= 127:
-                continue  # pushed out of range: its NOTE_ON and NOTE_OFF both go
-            if not items or items[-1][0] != tick or not isinstance(items[-1][1], dict):
-                items.append((tick, {}))
-            items[-1][1].setdefault(family, []).append((kind, pitch, velocity_bin if kind == _ON else None))
-        elif vocab.END <= t < vocab.INSTRUMENT:
-            items.append((tick, t))  # GENRE/END/PAD stay where they are; unknown ids go
-    emitter = _Emitter(family=_IMPLICIT)
-    last_in = 0
-
-    def advance(item_tick: int) -> None:
-        nonlocal last_in
-        if item_tick > last_in:  # distinct times stay at least one tick apart, without drift
-            emitter.advance_to(max(emitter.tick + 1, math.floor(item_tick * stretch + 0.5)))
-            last_in = item_tick
-
-    for item_tick, item in items:
-        advance(item_tick)
-        if isinstance(item, dict):
-            emitter.group(item)
-        else:
-            emitter.out.append(item)
-    advance(tick)  # trailing time shifts of a window
-    return emitter.out
-
-
-# --------------------------------------------------------------------------- Sber encoding
-# Reproduces Sber's encoder/decoder float for float (its quirks are the point).
-
-_SBER_VELOCITY, _SBER_ON, _SBER_OFF = 0, 1, 2
-_SBER_STEP_S = 0.01
-
-
-def _sber_round(x: float, step: float = _SBER_STEP_S) -> float:
-    return round(x / step) * step
-
-
-def _sber_shift_tokens(dt: float) -> list[int]:
-    out = [vocab.TIME_SHIFT + vocab.N_TIME_SHIFTS - 1] * int(dt // 1.0)
-    rest = _sber_round(dt % 1.0)
-    if rest > 0:
-        out.append(vocab.TIME_SHIFT + int(rest * vocab.N_TIME_SHIFTS) - 1)  # truncation: 0.29 -> 28
-    return out
-
-
-def _sber_encode(notes: Sequence[Note]) -> list[int]:
-    low, high = SBER_PITCH_RANGE
-    events: list[tuple[float, int, int]] = []
-    for n in notes:
-        if n.instrument == vocab.DRUMS_FAMILY or not low <= n.pitch <= high:
-            continue
-        events += [(n.start_s, _SBER_VELOCITY, n.velocity), (n.start_s, _SBER_ON, n.pitch),
-                   (n.end_s, _SBER_OFF, n.pitch)]
-    events.sort(key=lambda e: e[0])  # stable: simultaneous events keep file order
-    out: list[int] = []
-    previous = None
-    for time_s, kind, value in events:
-        time_s = _sber_round(time_s)
-        if previous is not None and time_s != previous:
-            out += _sber_shift_tokens(time_s - previous)  # no shift before the first event
-        previous = time_s
-        if kind == _SBER_VELOCITY:
-            out.append(vocab.VELOCITY + value * vocab.N_VELOCITY_BINS // 128)
-        elif kind == _SBER_ON:
-            out.append(vocab.NOTE_ON + value)
-        else:
-            out.append(vocab.NOTE_OFF + value)
-    return out
-
-
-def _sber_decode(ids: Sequence[int]) -> list[Note]:
-    now = 0.0
-    velocity = SBER_DEFAULT_VELOCITY
-    sounding: dict[int, tuple[int, float]] = {}  # pitch -> (velocity, start); first ON wins
-    notes: list[Note] = []
-    for token in ids:
-        t = int(token)
-        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
-            sounding.setdefault(t, (velocity, now))
-        elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
-            pitch = t - vocab.NOTE_OFF
-            if pitch in sounding:
-                vel, start = sounding.pop(pitch)
-                notes.append(Note(pitch, start, now, vel))
-        elif vocab.VELOCITY <= t < vocab.TIME_SHIFT:
-            velocity = max(1, (t - vocab.VELOCITY) * 128 // vocab.N_VELOCITY_BINS)
-        elif vocab.TIME_SHIFT <= t < vocab.END:
-            now += (t - vocab.TIME_SHIFT + 1) * _SBER_STEP_S
-    for pitch, (vel, start) in sounding.items():
-        if start != now:
-            notes.append(Note(pitch, start, now, vel))
-    return notes
+    return default_codec.augment(ids, int(transpose), float(stretch), DEFAULT)

@@ -16,7 +16,13 @@ from pathlib import Path
 import pretty_midi
 
 from generator.corpus.arrangers.arranger import (
-    ArrangeError, BeatNote, ChordEvent, add_beat_notes, bars_to_events, chord_at, lead_line,
+    ArrangeError,
+    BeatNote,
+    ChordEvent,
+    add_beat_notes,
+    bars_to_events,
+    chord_at,
+    lead_line,
     render_mma,
 )
 from generator.corpus.arrangers.chords import Chord, chord_from_pitch_classes, parse_chord
