@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 from generator.errors import InputError
 from generator.model.checkpoint import load_checkpoint, save_checkpoint
 from generator.model.transformer import ModelConfig, MusicTransformer
-from generator.sampling.compose import compose, compose_many, derive_seed
 from generator.sampling.filters import filter_logits
 from generator.sampling.generate import GenerationRequest, beam_search, generate
 from generator.sampling.params import SamplingParams
 from generator.sampling.primer import primer_from_midi
+from generator.sampling.rejection import compose, compose_many, derive_seed
 from generator.sampling.rowstate import STALL_TOKENS, RowState, tail_ticks
 from generator.tokens import vocab
 from generator.tokens.encoding import DEFAULT, SBER

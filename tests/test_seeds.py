@@ -3,7 +3,7 @@
 from generator.corpus.sources import stable_hash
 from generator.eval.evaluate import track_seed as eval_track_seed
 from generator.library.plan import track_seed
-from generator.sampling.compose import derive_seed
+from generator.sampling.rejection import derive_seed
 from generator.seeds import stable_rng, stable_seed
 
 

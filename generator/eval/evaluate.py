@@ -328,9 +328,9 @@ def track_seed(seed: int, genre: str, k: int) -> int:
 def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
                     progress: Callable[[int, int], None] | None = None) -> list[GeneratedTrack]:
     """`per_genre` tracks of each genre through compose_many (sampling + loop-detector resampling)."""
-    from generator.sampling.compose import compose_many
     from generator.sampling.generate import GenerationRequest
     from generator.sampling.loops import LoopLimits, release_after_s
+    from generator.sampling.rejection import compose_many
 
     requests = [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
                                   duration_s=settings.seconds, params=params, ending=settings.ending,

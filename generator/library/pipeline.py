@@ -217,9 +217,9 @@ class _Composed:
 
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
-    from generator.sampling.compose import compose_many
     from generator.sampling.generate import GenerationRequest
     from generator.sampling.loops import detect, release_after_s
+    from generator.sampling.rejection import compose_many
 
     recipe = ctx.recipe
     requests = [
