@@ -147,7 +147,8 @@ def part_throughput(args, device: str, rates: dict[str, float]) -> list[dict]:
         torch.manual_seed(0)
         model = MusicTransformer(getattr(ModelConfig, name)()).to(device).eval()
         for batch in args.batches:
-            requests = [GenerationRequest("jazz", s, 3600.0, SamplingParams.plain(top_k=60, top_p=0.99)) for s in range(batch)]
+            requests = [GenerationRequest("jazz", s, 3600.0, SamplingParams.plain(top_k=60, top_p=0.99))
+                        for s in range(batch)]
             generate(model, requests[:1], device=device, time_budget_s=0.5)  # warm-up
             start = time.perf_counter()
             results = generate(model, requests, device=device, batch_size=batch, time_budget_s=args.throughput_s)
@@ -206,7 +207,8 @@ def main() -> None:
     parser.add_argument("--throughput-s", type=float, default=20.0, help="time budget per throughput run")
     parser.add_argument("--floor-models", type=lambda s: s.split(","), default=["sber_release", "small", "tiny"])
     parser.add_argument("--floor-tokens", type=int, default=64)
-    parser.add_argument("--skip", type=lambda s: s.split(","), default=[], help="parts to skip: recompute,throughput,floor")
+    parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
+                        help="parts to skip: recompute,throughput,floor")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     if args.threads:

@@ -83,7 +83,8 @@ def main() -> None:
         print("pedalboard not installed: MP3 stage skipped")
 
     stems_sum = sum(s.astype(np.float64) for s in mastered.stems.values())
-    residual = np.sqrt(np.mean((stems_sum - mastered.mix) ** 2)) / np.sqrt(np.mean(mastered.mix.astype(np.float64) ** 2))
+    residual = (np.sqrt(np.mean((stems_sum - mastered.mix) ** 2))
+                / np.sqrt(np.mean(mastered.mix.astype(np.float64) ** 2)))
     print(f"{font.name}: {music_s:.1f} s of music, {len(rendered.stems)} stems, {rendered.sample_rate} Hz")
     print(f"{'stage':10s} {'wall s':>8s} {'cpu s':>8s} {'x realtime/core':>16s}")
     for name, wall, cpu in rows + [("total", sum(r[1] for r in rows), sum(r[2] for r in rows))]:

@@ -53,7 +53,8 @@ def main() -> None:
     wall = time.perf_counter() - start
     tokens = sum(r.tokens_generated for r in results)
     music = sum(r.duration_s for r in results)
-    print(json.dumps({"genre": args.genre, "batch": args.batch, "genre_guidance": args.genre_guidance, "tokens": tokens, "wall_s": round(wall, 2),
+    print(json.dumps({"genre": args.genre, "batch": args.batch, "genre_guidance": args.genre_guidance,
+                      "tokens": tokens, "wall_s": round(wall, 2),
                       "tok_s": round(tokens / wall), "music_s_per_wall_s": round(music / wall, 1)}))
 
 

@@ -167,7 +167,8 @@ def test_allowed_mask_applies_before_everything():
     allowed = torch.ones(1, vocab.VOCAB_SIZE, dtype=torch.bool)
     allowed[0, 60] = False
     assert _kept(filter_logits(logits, SamplingParams.plain(top_k=1), allowed=allowed)) == [300]
-    assert _kept(sber_filter_logits(logits, SamplingParams.plain(top_k=1, sber_compatible=True), allowed=allowed)) == [300]
+    assert _kept(sber_filter_logits(logits, SamplingParams.plain(top_k=1, sber_compatible=True),
+                                    allowed=allowed)) == [300]
 
 
 def test_sample_from_logits_is_inverse_cdf_most_likely_first():

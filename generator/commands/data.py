@@ -28,15 +28,30 @@ def _parse_limits(values: list[str], known: dict[str, int]) -> dict[str, int]:
 
 
 def prepare(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (shards/, pieces.jsonl, SOURCES.md).")] = REPO_ROOT / "data",
-    shared: Annotated[Path, typer.Option("--shared", help="Shared inputs folder holding corpus/.")] = REPO_ROOT.parent / "shared",
-    sources: Annotated[list[str] | None, typer.Option("--sources", help="Sources to use (repeat; default all).")] = None,
-    limit: Annotated[list[str] | None, typer.Option("--limit", help="SOURCE=N: at most N pieces of SOURCE (repeat).")] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop starting new pieces after N minutes.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (shards/, pieces.jsonl, SOURCES.md)."),
+    ] = REPO_ROOT / "data",
+    shared: Annotated[
+        Path, typer.Option("--shared", help="Shared inputs folder holding corpus/."),
+    ] = REPO_ROOT.parent / "shared",
+    sources: Annotated[
+        list[str] | None, typer.Option("--sources", help="Sources to use (repeat; default all)."),
+    ] = None,
+    limit: Annotated[
+        list[str] | None, typer.Option("--limit", help="SOURCE=N: at most N pieces of SOURCE (repeat)."),
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Stop starting new pieces after N minutes."),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Per-piece time limit in seconds.")] = 240.0,
-    cache: Annotated[Path | None, typer.Option("--cache", help="MIDI cache folder (default ~/.cache/gen-data).")] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Just this piece id (repeat), e.g. jazz-mma/blue-bossa-151.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="MIDI cache folder (default ~/.cache/gen-data)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Just this piece id (repeat), e.g. jazz-mma/blue-bossa-151."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress line.")] = False,
 ) -> None:
     """Build the training shards from installed packages and the shared corpus (offline)."""

@@ -22,7 +22,9 @@ def evaluate(
     seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="Length of each track in seconds; "
                                            "real pieces are cut to the same length.")] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the tracks and of the real-piece choice.")] = 0,
-    genres: Annotated[str, typer.Option("--genres", help="Comma-separated genres to generate.")] = "classic,jazz,calm,pop",
+    genres: Annotated[
+        str, typer.Option("--genres", help="Comma-separated genres to generate."),
+    ] = "classic,jazz,calm,pop",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
     markdown_out: Annotated[Path | None, typer.Option(

@@ -22,11 +22,17 @@ def sample(
     seconds: Annotated[float, typer.Option("--seconds", help="Length of the track in seconds of music.")] = 60.0,
     primer: Annotated[Path | None, typer.Option("--primer", help="MIDI file to continue from.")] = None,
     primer_seconds: Annotated[float, typer.Option("--primer-seconds", help="Seconds of the primer to use.")] = 15.0,
-    primer_from_end: Annotated[bool, typer.Option("--primer-from-end", help="Use the primer's last seconds, not its first.")] = False,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Model checkpoint (default: the shipped model).")] = None,
+    primer_from_end: Annotated[
+        bool, typer.Option("--primer-from-end", help="Use the primer's last seconds, not its first."),
+    ] = False,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Model checkpoint (default: the shipped model)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same track.")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    ending: Annotated[str, typer.Option("--ending", help="ring (last notes ring) or fade (the renderer fades).")] = "ring",
+    ending: Annotated[
+        str, typer.Option("--ending", help="ring (last notes ring) or fade (the renderer fades)."),
+    ] = "ring",
     *,
     params: SamplingParams,
 ) -> None:

@@ -17,7 +17,10 @@ def tokenize(
     file: Annotated[Path, typer.Argument(help="MIDI file to encode.", show_default=False)],
     sber_compatible: Annotated[
         bool,
-        typer.Option("--sber-compatible", "--seed-compatible", help="Use Sber's encoding (piano range, no INSTRUMENT tokens)."),
+        typer.Option(
+            "--sber-compatible", "--seed-compatible",
+            help="Use Sber's encoding (piano range, no INSTRUMENT tokens).",
+        ),
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (file, encoding, seconds, ids) instead of text.")

@@ -45,7 +45,8 @@ def genre_table(rows: list[dict]) -> str:
     for g in genre_rows(rows):
         lines.append(f"| {g.genre} | {g.pieces} | {g.hours:.1f} | {g.tokens:,} | {100 * g.synthetic_share:.0f}% "
                      f"| {g.licence_classes} | {g.split_pieces} |")
-        total_pieces, total_hours, total_tokens = total_pieces + g.pieces, total_hours + g.hours, total_tokens + g.tokens
+        total_pieces, total_hours, total_tokens = (
+            total_pieces + g.pieces, total_hours + g.hours, total_tokens + g.tokens)
     lines.append(f"| **all** | {total_pieces} | {total_hours:.1f} | {total_tokens:,} | | | |")
     return "\n".join(lines)
 
@@ -55,7 +56,8 @@ def source_table(rows: list[dict], skipped: dict[str, int], not_started: dict[st
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_source[r["source"]].append(r)
-    lines = ["| source | version | licence (class) | genre | synthetic | pieces | hours | tokens | skipped | not reached |",
+    lines = ["| source | version | licence (class) | genre | synthetic | pieces | hours | tokens | skipped "
+             "| not reached |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for name, info in SOURCES.items():
         mine = by_source.get(info.title, [])
@@ -72,7 +74,8 @@ def exclusions_list() -> str:
     lines += [
         "- Mutopia (LilyPond sources, per-piece licences): not converted; lilypond is not installed here and",
         "  takes ~6 s a piece; the classic genre already has the most hours.",
-        "- Debian game music (simutrans-data: Artistic; openttd-openmsx: GPL-2): packages not installed here; not used.",
+        "- Debian game music (simutrans-data: Artistic; openttd-openmsx: GPL-2): packages not installed here; "
+        "not used.",
         "- Nottingham tunes and charts with meter changes or meters other than 2/4, 3/4, 4/4, 6/8, 9/8, 12/8",
         "  (charts: 3/4 and 4/4 only), and Nottingham files without a chord track, are skipped.",
         "- Any input that fails to parse or render, is empty, drums only, shorter than 8 s, or runs past",
@@ -105,7 +108,8 @@ TIME_SHIFT 10..1000 ms, INSTRUMENT family tokens); augmentation happens in train
   intro, 1-3 choruses alternating groove variants and an ending; a rule-based lead line (chord
   tones on strong beats, scale steps between, two-bar rhythm cells) is added. No chart is
   reproduced bar for bar in its original key and form.
-- **pop** is synthetic (the arrangement is generated; the melody is real): traditional melodies (Nottingham folk tunes) re-arranged over `mma`
+- **pop** is synthetic (the arrangement is generated; the melody is real): traditional melodies \
+(Nottingham folk tunes) re-arranged over `mma`
   pop grooves (pop ballad, soft rock, 8-beat, folk rock, 12/8 for jigs, rock/country waltz for
   3/4) at pop tempi and a random transposition; plus jazz-standard changes simplified to triads in
   pop grooves with a generated lead. No free corpus of real pop music exists.

@@ -61,7 +61,8 @@ class GenerationRequest:
             raise InputError(f"ending '{self.ending}' is unknown: use one of {', '.join(ENDINGS)}")
         if self.instruments is not None and (
                 not self.instruments or not all(0 <= int(f) < vocab.N_INSTRUMENTS for f in self.instruments)):
-            raise InputError(f"instruments {self.instruments!r} is invalid: use family indices 0..{vocab.N_INSTRUMENTS - 1} "
+            raise InputError(f"instruments {self.instruments!r} is invalid: "
+                             f"use family indices 0..{vocab.N_INSTRUMENTS - 1} "
                              "(vocab.INSTRUMENT_FAMILIES), at least one")
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "

@@ -200,7 +200,8 @@ def verdict(stats: LoopStats, limits: LoopLimits) -> str | None:
     if s.longest_note_s > lim.max_note_s:
         return f"stuck_note: a note held {s.longest_note_s:.1f} s (limit {lim.max_note_s:.1f} s)"
     if s.longest_silence_s >= lim.max_silence_s:
-        return f"long_silence: {s.longest_silence_s:.1f} s of silence inside the track (limit {lim.max_silence_s:.1f} s)"
+        return (f"long_silence: {s.longest_silence_s:.1f} s of silence inside the track "
+                f"(limit {lim.max_silence_s:.1f} s)")
     if s.glued_fraction > lim.max_glued_fraction:
         return (f"glued_notes: {s.glued_fraction:.0%} of same-pitch repeats are glued "
                 f"(limit {lim.max_glued_fraction:.0%})")
@@ -338,7 +339,8 @@ def calibration_table(result: dict[str, GenreCalibration]) -> str:
         limits = asdict(cal.limits)
         defaults = ", ".join(f"{k} {v}" for k, v in sorted(cal.rejected_with_defaults.items())) or "none"
         cells = [f"{limits[n]:g}" for n in names]
-        lines.append(f"| {cal.genre} | {cal.n_pieces} | {defaults} | {cal.rejected_with_limits} | " + " | ".join(cells) + " |")
+        lines.append(f"| {cal.genre} | {cal.n_pieces} | {defaults} | {cal.rejected_with_limits} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
