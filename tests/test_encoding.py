@@ -154,3 +154,10 @@ def test_gen_tokenize_json_names_the_sber_encoding():
                             cwd=ROOT, env=CI_ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["encoding"] == "sber"
+
+
+def test_token_names_come_from_the_encoding():
+    names = [DEFAULT.token_name(t) for t in (60, 188, 257, 299, 387, 388, 389, 391, 398, 411)]
+    assert names == ["NOTE_ON(60)", "NOTE_OFF(60)", "VELOCITY(1)", "TIME_SHIFT(120ms)", "TIME_SHIFT(1000ms)",
+                     "END", "PAD", "GENRE(jazz)", "INSTRUMENT(bass)", "UNKNOWN(411)"]
+    assert SBER.token_name(398) == "UNKNOWN(398)"  # Sber's vocabulary has no INSTRUMENT tokens

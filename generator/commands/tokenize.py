@@ -39,4 +39,4 @@ def tokenize(
         return
     typer.echo(f"# {file}: {len(ids)} tokens, {seconds:.2f} s of music, {encoding.name} encoding")
     typer.echo(" ".join(map(str, ids)))
-    typer.echo(" ".join(tokenizer.names(ids)))
+    typer.echo(" ".join(tokenizer.names(ids, encoding=encoding)))

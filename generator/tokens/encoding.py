@@ -102,6 +102,28 @@ class Encoding:
         is_shift = (tokens >= vocab.TIME_SHIFT) & (tokens < vocab.TIME_SHIFT + self.n_time_shifts)
         return torch.where(is_shift, (steps + 1) * self.time_shift_ms / 1000.0, torch.zeros_like(steps))
 
+    # -- names ----------------------------------------------------------------------------------
+    def token_name(self, token_id: int) -> str:
+        """Readable name, e.g. NOTE_ON(60), TIME_SHIFT(120ms), GENRE(jazz), INSTRUMENT(bass)."""
+        t = int(token_id)
+        if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
+            return f"NOTE_ON({t - vocab.NOTE_ON})"
+        if vocab.NOTE_OFF <= t < vocab.VELOCITY:
+            return f"NOTE_OFF({t - vocab.NOTE_OFF})"
+        if vocab.VELOCITY <= t < vocab.TIME_SHIFT:
+            return f"VELOCITY({t - vocab.VELOCITY})"
+        if self.ticks_of(t):
+            return f"TIME_SHIFT({self.ticks_of(t) * self.time_shift_ms}ms)"
+        if t == vocab.END:
+            return "END"
+        if t == vocab.PAD:
+            return "PAD"
+        if vocab.GENRE <= t < vocab.GENRE + len(vocab.GENRES):
+            return f"GENRE({vocab.GENRES[t - vocab.GENRE]})"
+        if self.has_instruments and vocab.INSTRUMENT <= t < vocab.INSTRUMENT + vocab.N_INSTRUMENTS:
+            return f"INSTRUMENT({vocab.INSTRUMENT_FAMILIES[t - vocab.INSTRUMENT]})"
+        return f"UNKNOWN({t})"
+
     # -- grammar --------------------------------------------------------------------------------
     def instrument_token(self, family: int) -> int | None:
         """The token that makes `family` current (None: the encoding has no INSTRUMENT tokens)."""

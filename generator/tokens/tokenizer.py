@@ -136,9 +136,9 @@ def seconds_of(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> float:
     return encoding.seconds_of(ids)
 
 
-def names(ids: Sequence[int]) -> list[str]:
+def names(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> list[str]:
     """Readable token names, e.g. NOTE_ON(60), TIME_SHIFT(120ms)."""
-    return [vocab.token_name(t) for t in ids]
+    return [encoding.token_name(t) for t in ids]
 
 
 def augment_ids(ids: Sequence[int], *, transpose: int = 0, stretch: float = 1.0) -> list[int]:

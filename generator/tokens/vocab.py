@@ -57,25 +57,3 @@ def genre_token(name: str) -> int:
 def instrument_family(program: int, is_drum: bool) -> int:
     """The INSTRUMENT family index of a General MIDI program."""
     return DRUMS_FAMILY if is_drum else program // 8
-
-
-def token_name(token_id: int) -> str:
-    """Readable name, e.g. NOTE_ON(60), TIME_SHIFT(120ms), GENRE(jazz), INSTRUMENT(bass)."""
-    t = int(token_id)
-    if NOTE_ON <= t < NOTE_OFF:
-        return f"NOTE_ON({t - NOTE_ON})"
-    if NOTE_OFF <= t < VELOCITY:
-        return f"NOTE_OFF({t - NOTE_OFF})"
-    if VELOCITY <= t < TIME_SHIFT:
-        return f"VELOCITY({t - VELOCITY})"
-    if TIME_SHIFT <= t < END:
-        return f"TIME_SHIFT({(t - TIME_SHIFT + 1) * TIME_SHIFT_STEP_MS}ms)"
-    if t == END:
-        return "END"
-    if t == PAD:
-        return "PAD"
-    if GENRE <= t < INSTRUMENT:
-        return f"GENRE({GENRES[t - GENRE]})"
-    if INSTRUMENT <= t < VOCAB_SIZE:
-        return f"INSTRUMENT({INSTRUMENT_FAMILIES[t - INSTRUMENT]})"
-    return f"UNKNOWN({t})"
