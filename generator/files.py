@@ -8,17 +8,129 @@ so a delivered library is readable by other users and a web server serving its c
 The mode comes from the kernel: the temp file is created with 0o666 and the kernel applies the
 umask, so the umask is never read by changing it (os.umask(0) races with other threads' writes).
 mkstemp is not used because it makes 0600 files.
+
+Reads of user-supplied or folder-found files go through `read_bytes_bounded`: only a regular file
+is read (a FIFO, a device, a folder is refused before it can block or stream forever), and at most
+a stated number of bytes, whatever size the file reports.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from generator.errors import InputError
+
+# The temp names _new_temp makes: ".<name>.<8 hex>.tmp<suffix of name>"; nothing else matches.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp(?P<suffix>\.[^.]*)?")
+
+
+class FileRefused(InputError):
+    """A file that is not a regular file, or larger than its limit: refused before it is read."""
+
+    def __init__(self, path: str | Path, what: str, problem: str, fix: str):
+        self.path, self.what, self.problem, self.fix = str(path), what, problem, fix
+        super().__init__(f"{path}: {what} {problem}; {fix}")
+
+
+def file_kind(mode: int) -> str:
+    """What kind of file a stat mode is, in words ("a named pipe (FIFO)", "a folder", ...)."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refuse_kind(path: str | Path, what: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise FileRefused(path, what, f"is {file_kind(mode)}, not a regular file", f"give the path of a {what}")
+
+
+def open_regular(path: str | Path, what: str, *, follow_links: bool = True) -> int:
+    """A read-only descriptor of `path` if it is a regular file, else FileRefused; OSError as it comes.
+
+    The kind is checked before opening (a device is never opened, a FIFO never waited on) and again
+    on the open descriptor, which is opened non-blocking so that a file swapped for a FIFO in between
+    cannot block either. `follow_links=False` refuses a symbolic link (files found in a folder).
+    """
+    mode = (os.stat(path) if follow_links else os.lstat(path)).st_mode
+    _refuse_kind(path, what, mode)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        _refuse_kind(path, what, os.fstat(fd).st_mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes_bounded(path: str | Path, max_bytes: int, what: str, *, follow_links: bool = True) -> bytes:
+    """The bytes of the regular file `path`, at most `max_bytes` of them, whatever size it reports.
+
+    Raises FileRefused (an InputError, exit code 2) naming the file and the limit for a file that is
+    not a regular file or holds more than `max_bytes`; OSError (missing, no permission) as it comes.
+    """
+    fd = open_regular(path, what, follow_links=follow_links)
+    chunks, size = [], 0
+    try:
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise FileRefused(path, what, f"is larger than {format_bytes(max_bytes)}",
+                          f"the limit for a {what} is {format_bytes(max_bytes)}")
+    return b"".join(chunks)
+
+
+def format_bytes(n: int) -> str:
+    """1048576 -> '1 MiB'; exact binary units where they fit, bytes otherwise."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is a temp file name that atomic_path makes (and nothing else)."""
+    match = _TEMP_NAME.fullmatch(name)
+    return match is not None and Path(match["name"]).suffix == (match["suffix"] or "")
+
+
+def remove_temps(folder: str | Path) -> list[Path]:
+    """Remove the temp files an interrupted atomic write left directly in `folder`; returns them.
+
+    Only regular files with atomic_path's temp names are removed; links and folders are left alone,
+    and nothing is followed. Call it only where no other writer is at work (under the output lock).
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _new_temp(path: Path) -> Path:
@@ -77,7 +189,7 @@ def install_folder(staging: str | Path, final: str | Path) -> None:
     """
     staging, final = Path(staging), Path(final)
     old = None
-    if final.exists():
+    if os.path.lexists(final):  # a link in its place is moved aside itself, never followed
         old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
         os.replace(final, old)
     try:
@@ -87,4 +199,7 @@ def install_folder(staging: str | Path, final: str | Path) -> None:
             os.replace(old, final)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)

@@ -8,12 +8,14 @@ the name. Fonts the registry does not know count as licence unknown (commercial_
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from generator.errors import SoundFontError
+from generator.files import FileRefused, open_regular
 from generator.paths import SOUNDFONT_DIR
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,10 @@ def _from_file(path: Path, entries: dict[str, RegistryEntry]) -> SoundFont:
 def _check_header(path: Path) -> None:
     """A SoundFont is a RIFF file of form 'sfbk' (SF2, and SF3 which only compresses the samples)."""
     try:
-        with path.open("rb") as f:
+        with os.fdopen(open_regular(path, "SoundFont file"), "rb") as f:  # a FIFO or device is refused
             head = f.read(12)
+    except FileRefused as refused:
+        raise SoundFontError(f"SoundFont file {path} {refused.problem}: pass a .sf2 or .sf3 file") from None
     except OSError as exc:
         raise SoundFontError(f"SoundFont file {path} cannot be read ({exc.strerror}): fix its permissions") from exc
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from generator import __version__
 from generator.errors import InputError
 from generator.files import atomic_write_text
+from generator.library.folders import check_library_folder
 from generator.library.sidecar import SidecarError, is_safe_relative, load_sidecar
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,8 @@ def render(cards: Sequence[Card]) -> str:
 def build_catalogue(folders: Sequence[Path], out_dir: Path) -> Path:
     """Write out_dir/index.html from the sidecars under `folders`; returns its path."""
     out_dir = Path(out_dir)
-    cards = collect_cards([Path(f).resolve() for f in folders], out_dir.resolve())
+    listed = [check_library_folder(f, "catalogue folder") for f in folders]
+    cards = collect_cards(listed, check_library_folder(out_dir, "catalogue's output folder"))
     if not cards:
         names = ", ".join(str(f) for f in folders)
         raise InputError(f"{names}: no track sidecars (*.json with schema 'gen.track') found; "

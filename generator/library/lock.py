@@ -1,12 +1,19 @@
-"""The output folder's lock: one gen batch writes to a folder at a time."""
+"""The output folder's lock: one gen batch writes to a folder at a time.
+
+The lock file is opened without following a link (O_NOFOLLOW) and used only if it is a regular
+file with one name: a `.gen.lock` that is a link, a folder, a FIFO, a device or a hard link to
+another file is refused, never written through.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
 
-from generator.errors import LockedError
+from generator.errors import InputError, LockedError
+from generator.files import file_kind
 
 LOCK_NAME = ".gen.lock"
 
@@ -16,30 +23,56 @@ class OutputLock:
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / LOCK_NAME
-        self._handle = None
+        self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        fd = self._open()
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
             raise LockedError(
                 f"{self.path.parent}: another gen batch ({holder}) is writing to this folder; "
                 "wait for it to finish or choose another --out"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._handle = handle
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        self._fd = fd
         return self
 
+    def _open(self) -> int:
+        """The lock file's descriptor: created if missing, never through a link, never truncated here."""
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):  # refused before opening: a device is never opened
+            self._refuse(mode)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError:  # ELOOP: a link put there since; EISDIR: a folder
+            if os.path.islink(self.path) or os.path.isdir(self.path):
+                self._refuse(os.lstat(self.path).st_mode)
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            self._refuse(info.st_mode, hard_link=stat.S_ISREG(info.st_mode))
+        return fd
+
+    def _refuse(self, mode: int, hard_link: bool = False) -> None:
+        kind = "a hard link to another file" if hard_link else file_kind(mode)
+        raise InputError(f"{self.path}: the lock file is {kind}, not gen's own; gen never writes through it. "
+                         "Remove it (gen makes a new one) or choose another --out")
+
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -12,10 +12,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.files import atomic_write_text
+from generator.files import FileRefused, atomic_write_text, read_bytes_bounded
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 64 << 20  # 10,000 tracks take about 3 MiB
 
 
 @dataclass
@@ -32,9 +33,9 @@ class Manifest:
         if not path.exists():
             return cls(path, recipe_name)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_bytes_bounded(path, MAX_MANIFEST_BYTES, "manifest", follow_links=False))
             tracks = dict(data["tracks"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, FileRefused):
             # A manifest is only ever replaced atomically, so this is outside damage: rebuild it
             # from the sidecars, which are the ground truth.
             tracks = {}

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator.errors import GeneratorError
+from generator.files import remove_temps
+from generator.library.folders import check_library_folder
 from generator.library.lock import OutputLock
 from generator.library.manifest import Manifest
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
@@ -103,7 +105,9 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
     group_of = _groups(all_plans)  # whole groups are sampled together, whatever this run makes
     stage_s = dict.fromkeys(STAGES, 0.0)
     notify = on_progress or (lambda *args: None)
+    check_library_folder(out_dir, "output folder")
     with OutputLock(out_dir):
+        remove_temps(out_dir)  # of an atomic write a killed run left (manifest.json, index.html)
         _remove_partials(out_dir)
         manifest = Manifest.load(out_dir, recipe.name)
         outcomes = {p.track_id: _skipped(p, manifest) for p in plans if manifest.is_done(p.track_id)}

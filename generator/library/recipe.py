@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from generator.errors import RecipeError, SoundFontError
+from generator.files import FileRefused, file_kind, read_bytes_bounded
 from generator.library import recipe_fields as rf
 from generator.library.recipe_fields import safe_name
 from generator.library.yamlmarks import YamlProblem, line_of, parse_yaml
@@ -305,6 +306,8 @@ def _input_file(raw: str, info: ValidationInfo, what: str, fix: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+        if candidate.exists():  # a folder, FIFO or device: never handed to torch, pretty_midi or FluidSynth
+            rf.fail(f"{what} {rf.show(raw)} is {file_kind(candidate.stat().st_mode)}, not a regular file", fix)
     if (info.context or {}).get("check_files", True):
         where = " or ".join(str(c) for c in candidates)
         rf.fail(f"{what} {rf.show(raw)} not found (looked for {where})", fix)
@@ -321,9 +324,10 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> Recipe:
         file = Path(path)
         if file.is_dir():
             _raise(label, 1, "(file)", "is a folder, not a recipe", "give the path of a .yaml file")
-        if file.stat().st_size > MAX_RECIPE_BYTES:
-            _raise(label, 1, "(file)", "is larger than 1 MiB", "a recipe is a short YAML file")
-        text = file.read_text(encoding="utf-8")
+        text = read_bytes_bounded(file, MAX_RECIPE_BYTES, "recipe").decode("utf-8")
+    except FileRefused as refused:
+        fix = "a recipe is a short YAML file" if "larger" in refused.problem else "give the path of a .yaml file"
+        _raise(label, 1, "(file)", refused.problem, fix)
     except FileNotFoundError:
         _raise(label, 1, "(file)", "not found", "check the path, e.g. recipes/cafe_jazz.yaml")
     except UnicodeDecodeError:

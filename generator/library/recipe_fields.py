@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from pydantic_core import PydanticCustomError
 
+from generator.library.folders import FOLDER_FIX, folder_problem
 from generator.names import slug
 from generator.tokens import vocab
 
@@ -276,12 +277,21 @@ def output_rule(value: str) -> str:
         raw = os.path.expanduser(raw)
     path = Path(raw)
     if path.is_absolute():
+        _check_folder(value, path)
         return str(Path(os.path.normpath(path)))
     normal = os.path.normpath(raw)
     if normal == "." or normal == ".." or normal.startswith(".." + os.sep):
         fail(f"{show(value)} is not a folder inside the working directory",
              "use a sub-folder like output/cafe_jazz, or an absolute path like /srv/music")
+    _check_folder(value, Path(normal))
     return Path(normal).as_posix()
+
+
+def _check_folder(value: str, path: Path) -> None:
+    """No library in a system folder, the root, the home folder or a file (library/folders.py)."""
+    _, problem = folder_problem(path)
+    if problem is not None:
+        fail(f"{show(value)} {problem}", FOLDER_FIX)
 
 
 def title_rule(value: str) -> str:

@@ -26,11 +26,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from generator.files import atomic_write_text
+from generator.files import FileRefused, atomic_write_text, read_bytes_bounded
 
 SCHEMA = "gen.track"
 SCHEMA_VERSION = 1
 MAX_ROLL_NOTES = 6000
+MAX_SIDECAR_BYTES = 16 << 20  # ours stay under 1 MiB (the roll is capped); read no more than this
 
 
 class SidecarError(ValueError):
@@ -63,9 +64,14 @@ def is_safe_relative(path: str) -> bool:
 
 
 def load_sidecar(path: Path) -> dict[str, Any]:
-    """Read and check one sidecar; raises SidecarError naming the file and what is wrong."""
+    """Read and check one sidecar; raises SidecarError naming the file and what is wrong.
+
+    Only a regular file is read, never through a link (a catalogue lists what lives in its folders),
+    and at most MAX_SIDECAR_BYTES of it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_bytes_bounded(path, MAX_SIDECAR_BYTES, "sidecar", follow_links=False))
+    except FileRefused as error:
+        raise SidecarError(f"{path}: {error.problem}") from error
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SidecarError(f"{path}: not readable JSON ({error})") from error
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

@@ -8,15 +8,16 @@ config inferred from tensor shapes.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from generator.errors import CheckpointError
-from generator.files import atomic_path
+from generator.files import FileRefused, atomic_path, format_bytes, open_regular
 from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.tokens.encoding import SBER, encoding_of
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "gen-music-transformer"
 FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 2 << 30  # 2 GiB: the shipped model is ~15 MB, Sber's ~400 MB
 
 
 
@@ -48,16 +50,36 @@ def save_checkpoint(path: str | Path, model: MusicTransformer, meta: dict, extra
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     """The raw checkpoint dict (ours or a Sber state_dict); CheckpointError if missing/corrupt."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found; train one with `gen train` or pass an existing file")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        handle = _open_checkpoint(path)
+    except OSError as error:
+        raise CheckpointError(f"{path}: checkpoint cannot be read ({error.strerror}); check its permissions") from None
+    try:
+        with handle:
+            data = torch.load(handle, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_reason(error)}); "
                               "re-download or re-train it") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(data).__name__}; not a model checkpoint")
     return data
+
+
+def _open_checkpoint(path: Path) -> BinaryIO:
+    """The checkpoint opened for torch.load: a regular file (never a FIFO or a device) of at most
+    MAX_CHECKPOINT_BYTES, else CheckpointError naming the file and the limit."""
+    try:
+        fd = open_regular(path, "checkpoint")
+    except FileRefused as refused:
+        raise CheckpointError(f"{path}: the checkpoint {refused.problem}; pass a .pt file") from None
+    size = os.fstat(fd).st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        os.close(fd)
+        raise CheckpointError(f"{path}: {size / (1 << 30):.1f} GiB, larger than the limit of "
+                              f"{format_bytes(MAX_CHECKPOINT_BYTES)} for a checkpoint; pass a model checkpoint")
+    return os.fdopen(fd, "rb")
 
 
 def _reason(error: Exception) -> str:

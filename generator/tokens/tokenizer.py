@@ -16,6 +16,7 @@ Sequences produced here never hold GENRE, END or PAD; decoders skip those and an
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import warnings
@@ -25,6 +26,7 @@ from pathlib import Path
 import pretty_midi
 
 from generator.errors import InputError
+from generator.files import read_bytes_bounded
 from generator.tokens import default_codec, vocab
 from generator.tokens.default_codec import DEFAULT_VELOCITY  # noqa: F401  (callers read it here)
 from generator.tokens.encoding import DEFAULT, Encoding
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
 MIDI_TEMPO_BPM = 120.0
 
+# Limits of a MIDI file read from disk (`gen tokenize`, primers): real pieces are far below them.
+MAX_MIDI_BYTES = 4 << 20  # 4 MiB: about a million notes
+MAX_MIDI_SECONDS = 2 * 3600.0  # notes past 2 hours: a broken or hostile tempo map, not music to encode
+MAX_MIDI_TOKENS = 2_000_000
+
 
 
 # --------------------------------------------------------------------------- MIDI files
@@ -44,18 +51,36 @@ def _load(midi: str | Path | pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
     if isinstance(midi, pretty_midi.PrettyMIDI):
         return midi
     path = Path(midi)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: MIDI file not found; fix: check the path")
+    try:
+        data = read_bytes_bounded(path, MAX_MIDI_BYTES, "MIDI file")
+    except OSError as error:
+        raise InputError(f"{path}: MIDI file cannot be read ({error.strerror}); fix: check its permissions") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about meta events on odd tracks
-            return pretty_midi.PrettyMIDI(str(path))
+            pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as error:  # mido/pretty_midi raise many types for broken files
         detail = " ".join(str(error).split())
         reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
         raise InputError(
             f"{path}: not a readable MIDI file ({reason}); fix: supply a standard MIDI file (.mid)"
         ) from error
+    _check_size(path, pm)
+    return pm
+
+
+def _check_size(path: Path, pm: pretty_midi.PrettyMIDI) -> None:
+    """A MIDI file read from disk has at most MAX_MIDI_SECONDS of notes and MAX_MIDI_TOKENS / 2 notes."""
+    notes = [n for inst in pm.instruments for n in inst.notes]
+    end_s = max((max(n.start, n.end) for n in notes), default=0.0)
+    if not end_s <= MAX_MIDI_SECONDS:
+        raise InputError(f"{path}: its notes run to {end_s / 3600:.1f} h, past the limit of "
+                         f"{MAX_MIDI_SECONDS / 3600:g} h for a MIDI input; fix: cut the file shorter")
+    if 2 * len(notes) > MAX_MIDI_TOKENS:  # every note is a NOTE_ON and a NOTE_OFF
+        raise InputError(f"{path}: {len(notes)} notes would be more than {MAX_MIDI_TOKENS} tokens, the limit "
+                         "for a MIDI input; fix: cut the file shorter")
 
 
 def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
@@ -75,8 +100,12 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
 
 
 def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encoding = DEFAULT) -> list[int]:
-    """Token ids of a MIDI file (a path or a PrettyMIDI)."""
-    return notes_to_ids(midi_to_notes(midi), encoding=encoding)
+    """Token ids of a MIDI file (a path or a PrettyMIDI); a file past MAX_MIDI_TOKENS raises InputError."""
+    ids = notes_to_ids(midi_to_notes(midi), encoding=encoding)
+    if len(ids) > MAX_MIDI_TOKENS and not isinstance(midi, pretty_midi.PrettyMIDI):
+        raise InputError(f"{midi}: {len(ids)} tokens, more than the limit of {MAX_MIDI_TOKENS} for a MIDI input; "
+                         "fix: cut the file shorter")
+    return ids
 
 
 def ids_to_midi(
