@@ -62,11 +62,16 @@ def is_safe_relative(path: str) -> bool:
     return not pure.is_absolute() and ".." not in pure.parts
 
 
+def _refuse_constant(name: str) -> None:
+    """json.loads accepts NaN and Infinity, which export never writes (strict JSON): damage."""
+    raise ValueError(f"{name} is not strict JSON; export writes no such number, so the file is damaged")
+
+
 def load_sidecar(path: Path) -> dict[str, Any]:
     """Read and check one sidecar; raises SidecarError naming the file and what is wrong."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise SidecarError(f"{path}: not readable JSON ({error})") from error
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise SidecarError(f"{path}: no 'schema': '{SCHEMA}' marker")
