@@ -31,7 +31,8 @@ register_all(app, data_app, model_app)
 
 
 def main() -> None:
-    """Console entry point: library errors become `Error: ...` and their exit code."""
+    """Console entry point: library errors become `Error: ...` and their exit code; Ctrl-C is
+    `Error: interrupted`, exit 130; a failed write (full disk, unwritable folder) is one line, exit 1."""
     preload_fluidsynth()
     try:
         app()
@@ -39,8 +40,32 @@ def main() -> None:
         print(f"Error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as done:
+        # typer turns Ctrl-C into a silent exit 130 (typer.core: `except KeyboardInterrupt: raise Exit(130)`).
+        if _caused_by_ctrl_c(done):
+            _interrupted()
+        raise
+    except OSError as error:
+        from generator.files import write_failure
+
+        print(f"Error: {write_failure(error)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _caused_by_ctrl_c(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in the exception's chain (SystemExit <- Exit(130) <- it)."""
+    seen = error.__cause__ or error.__context__
+    for _ in range(8):  # a short chain; the bound guards against a cycle
+        if seen is None or isinstance(seen, KeyboardInterrupt):
+            break
+        seen = seen.__cause__ or seen.__context__
+    return isinstance(seen, KeyboardInterrupt)
+
+
+def _interrupted() -> None:
+    print("Error: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ a stated number of bytes, whatever size the file reports.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -142,6 +143,69 @@ def _new_temp(path: Path) -> Path:
             return tmp
         except FileExistsError:
             continue
+
+
+# What a failed write means, and the fix, by errno: one line for the user instead of a traceback.
+_WRITE_FAILURES = {
+    errno.ENOSPC: ("no space left on device", "free space or choose another output folder"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or choose another output folder"),
+    errno.EROFS: ("read-only file system", "choose another output folder"),
+    errno.EACCES: ("permission denied", "make the folder writable or choose another output folder"),
+    errno.EPERM: ("operation not permitted (an immutable or protected folder?)",
+                  "check `lsattr`/permissions or choose another output folder"),
+    errno.EIO: ("input/output error (a failing disk or a lost network mount?)",
+                "check the disk or choose another output folder"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "choose another output folder"),
+    errno.EEXIST: ("a file stands where a folder is needed", "choose another output folder"),
+    errno.EISDIR: ("a folder stands where a file is needed", "name a file, not a folder"),
+    errno.ENOENT: ("a folder on the path is missing or cannot be made there",
+                   "choose an output folder on a normal disk"),
+    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter output path"),
+}
+_STAGING = re.compile(r"/\.partial-([^/]+)-\d+-[0-9a-f]{8}/")  # export's staging folder of a track
+# Below this much free space an encoder's errno-less failure is taken for a full disk.
+NEARLY_FULL_BYTES = 16 << 20
+
+
+def write_failure(error: OSError, fallback: str | Path | None = None) -> str:
+    """`PATH: cause: fix` for an OSError raised while writing, for a one-line user error."""
+    path = str(error.filename or fallback or "output")
+    folder, slash, name = path.rpartition("/")
+    if is_temp_name(name):  # the file meant, not its temp
+        name = _TEMP_NAME.fullmatch(name)["name"]
+    path = _STAGING.sub(r"/\1/", folder + slash + name)  # and not its track's staging folder
+    cause, fix = _WRITE_FAILURES.get(error.errno, (error.strerror or str(error) or type(error).__name__,
+                                                   "check the output folder or choose another one"))
+    return f"{path}: cannot write: {cause}: {fix}"
+
+
+def encoder_failure(path: str | Path, error: Exception) -> OSError:
+    """An encoder's failure to write `path` as an OSError. libsndfile and LAME report a full disk
+    as a bare 'System error.' without an errno, so the free space beside the file decides."""
+    try:
+        full = shutil.disk_usage(Path(path).parent).free < NEARLY_FULL_BYTES
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full else errno.EIO
+    return OSError(code, f"{os.strerror(code)} ({error})", str(path))
+
+
+def probe_writable(path: str | Path) -> None:
+    """Raise the OSError that writing the file `path` would meet, before any work is done: the
+    nearest existing folder on its way must be a folder that takes a new file."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    try:
+        _new_temp(folder / path.name).unlink()
+    except OSError as error:
+        error.filename = str(path)
+        raise
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Audio encoders: PCM WAV/FLAC via soundfile, CBR MP3 via pedalboard.
 
 They write to the path they are given; callers that deliver files wrap them in files.atomic_path.
+A failed write (a full disk) raises OSError, as any other file write does.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from generator.audio.dsp import quantise
+from generator.files import encoder_failure
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, bits: int, rng: np.random.Generator) -> None:
     import soundfile as sf
 
     fmt = "FLAC" if path.suffix == ".flac" else "WAV"
-    sf.write(str(path), quantise(audio, bits, rng), sample_rate, subtype=f"PCM_{bits}", format=fmt)
+    try:
+        sf.write(str(path), quantise(audio, bits, rng), sample_rate, subtype=f"PCM_{bits}", format=fmt)
+    except sf.SoundFileRuntimeError as error:  # libsndfile says "System error." for a full disk
+        raise encoder_failure(path, error) from error
 
 
 def write_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int) -> None:
@@ -31,5 +36,8 @@ def write_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int) -> Non
     """
     from pedalboard.io import AudioFile
 
-    with AudioFile(str(path), "w", sample_rate, audio.shape[1], quality=str(kbps)) as handle:
-        handle.write(np.clip(audio, -1.0, 1.0).T)  # pedalboard takes (channels, frames)
+    try:
+        with AudioFile(str(path), "w", sample_rate, audio.shape[1], quality=str(kbps)) as handle:
+            handle.write(np.clip(audio, -1.0, 1.0).T)  # pedalboard takes (channels, frames)
+    except RuntimeError as error:  # "Unable to write data to audio file." for a full disk
+        raise encoder_failure(path, error) from error

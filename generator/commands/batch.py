@@ -1,7 +1,8 @@
 """`gen batch RECIPE`: the main job. Progress on stderr, a summary table, documented exit codes.
 
-Exit codes: 0 every track finished; 1 an error; 2 bad input (recipe, checkpoint, SoundFont);
-3 the output folder is locked by another run; 4 some tracks were given up after the rejection limit.
+Exit codes: 0 every track finished; 1 an error (a failed write: full disk, unwritable folder); 2 bad
+input (an option's value, recipe, checkpoint, SoundFont); 3 the output folder is locked by another run;
+4 some tracks were given up after the rejection limit; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -61,6 +61,10 @@ def prepare(
     from generator.corpus.sources import SOURCES
     from generator.errors import InputError
 
+    if max_minutes is not None and not max_minutes > 0:
+        raise InputError(f"--max-minutes {max_minutes}: use a number of minutes > 0 (or leave it out)")
+    if not timeout_s > 0:
+        raise InputError(f"--timeout-s {timeout_s}: use a number of seconds > 0")
     if not (shared / "corpus").is_dir():
         raise InputError(f"--shared {shared}: no corpus/ folder there; fix: pass the folder holding corpus/")
     chosen = tuple(sources) if sources else tuple(DEFAULT_LIMITS)

@@ -50,12 +50,12 @@ def evaluate(
     from generator.eval.evaluate import EvalSettings, run_eval
     from generator.eval.report import report_to_markdown, write_json
     from generator.files import atomic_write_text
+    from generator.library.pipeline import check_device
     from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
 
     path = checkpoint or SHIPPED_CHECKPOINT
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA GPU is visible; use --device cpu")
+    check_device(device)
     settings = EvalSettings(per_genre=per_genre, seconds=seconds, seed=seed, genres=_genres(genres),
                             max_attempts=max_attempts, reference_per_genre=reference_per_genre,
                             copy_pieces=copy_pieces, transposition_invariant=transposed_copies,

@@ -37,7 +37,9 @@ def sample(
     params: SamplingParams,
 ) -> None:
     """Sample one track to a MIDI file."""
-    from generator.errors import GeneratorError, InputError
+    from generator.errors import InputError
+    from generator.files import probe_writable, write_failure
+    from generator.library.pipeline import check_device
     from generator.tokens import vocab
 
     try:
@@ -45,10 +47,14 @@ def sample(
     except KeyError:
         raise InputError(f"--genre '{genre}' is unknown: use one of {', '.join(vocab.GENRES)} "
                          f"(or {', '.join(vocab.GENRE_ALIASES)})") from None
-    if device != "cpu" and not device.startswith("cuda"):
-        raise GeneratorError(f"--device {device!r}: use cpu or cuda")
-
-    import torch
+    check_device(device)
+    if not primer_seconds > 0:
+        raise InputError(f"--primer-seconds {primer_seconds}: use a number of seconds > 0")
+    try:  # before sampling, which may take minutes
+        probe_writable(out)
+    except OSError as error:
+        where = write_failure(error, out)
+        raise InputError(f"--out {out}: {where}" if not where.startswith(f"{out}:") else f"--out {where}") from None
 
     from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
@@ -57,8 +63,6 @@ def sample(
     from generator.sampling.primer import primer_from_midi
     from generator.tokens.tokenizer import ids_to_midi
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
     model, _ = load_checkpoint(checkpoint or SHIPPED_CHECKPOINT, map_location=device)
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
                                                             encoding=model.encoding)

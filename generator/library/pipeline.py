@@ -8,6 +8,7 @@ whole when any of its tracks is missing, and only the missing ones are exported.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.errors import GeneratorError
-from generator.files import remove_temps
+from generator.errors import GeneratorError, InputError
+from generator.files import remove_temps, write_failure
 from generator.library.folders import check_library_folder
 from generator.library.lock import OutputLock
 from generator.library.manifest import Manifest
@@ -78,7 +79,7 @@ def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | No
         plans = shard_tracks(plans, shard)
     if limit is not None:
         if limit < 1:
-            raise GeneratorError(f"--limit {limit}: use a whole number >= 1")
+            raise InputError(f"--limit {limit}: use a whole number >= 1")
         plans = plans[:limit]
     return plans
 
@@ -86,14 +87,30 @@ def selected_plans(plans: list[TrackPlan], *, shard: str | None, limit: int | No
 def check_device(device: str | None) -> None:
     """A `--device` override must be cpu, cuda or cuda:N, and a CUDA one must be visible here."""
     if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise GeneratorError(f"--device {device!r}: use cpu or cuda")
+        raise InputError(f"--device {device!r}: use cpu, cuda or cuda:N")
     if device and device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise GeneratorError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+            raise InputError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
 
 
+def _write_errors_in_one_line(run: Callable[..., BatchReport]) -> Callable[..., BatchReport]:
+    """A failed write (full disk, quota, read-only or unwritable folder, I/O error, a file where the
+    folder should be) becomes a GeneratorError naming the path and the fix. Nothing finished is lost:
+    export removes the half-made track's staging folder, and the manifest is replaced atomically."""
+
+    @functools.wraps(run)
+    def guarded(recipe: Recipe, recipe_label: str, **options) -> BatchReport:
+        try:
+            return run(recipe, recipe_label, **options)
+        except OSError as error:
+            raise GeneratorError(write_failure(error, options.get("out_dir") or recipe.output)) from error
+
+    return guarded
+
+
+@_write_errors_in_one_line
 def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
               shard: str | None = None, device: str | None = None,
               on_progress: Progress | None = None) -> BatchReport:

@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -227,12 +228,27 @@ class Recipe(_Section):
         if not self.genres_are_counts and self.count is None:
             rf.fail("genres are weights, so the number of tracks is missing",
                     "add `count: N`, or give whole-number counts per genre", "genres")
+        if self.genres_are_counts and total > rf.MAX_TRACKS:
+            rf.fail(f"the genre counts add up to {total} tracks, more than {rf.MAX_TRACKS}",
+                    "split the library into several recipes", "genres")
+        self._check_titles()
         for index, seconds in enumerate(self.outputs.cutdowns_s):
             if seconds >= self.duration_s[0]:
                 rf.fail(f"a {seconds:g} s cut-down needs tracks longer than that, but duration_s "
                         f"can be {self.duration_s[0]:g} s",
                         "remove it or raise duration_s", "outputs", "cutdowns_s", index)
         return self
+
+    def _check_titles(self) -> None:
+        """Every planned title is printable: a format such as {n:c} makes control characters."""
+        for n in range(1, self.track_count + 1):
+            for genre in self.genre_counts:
+                title = self.title_template.format(n=n, name=self.name, genre=genre)
+                bad = next((c for c in title if unicodedata.category(c)[0] == "C"
+                            or unicodedata.category(c) in ("Zl", "Zp")), None)
+                if bad is not None:
+                    rf.fail(f"track {n}'s title {title!r} holds the control character {bad!r}",
+                            "use formats that print numbers, like {n:02d}", "title_template")
 
     @property
     def genres_are_counts(self) -> bool:

@@ -63,16 +63,22 @@ def is_safe_relative(path: str) -> bool:
     return not pure.is_absolute() and ".." not in pure.parts
 
 
+def _refuse_constant(name: str) -> None:
+    """json.loads accepts NaN and Infinity, which export never writes (strict JSON): damage."""
+    raise ValueError(f"{name} is not strict JSON; export writes no such number, so the file is damaged")
+
+
 def load_sidecar(path: Path) -> dict[str, Any]:
     """Read and check one sidecar; raises SidecarError naming the file and what is wrong.
 
     Only a regular file is read, never through a link (a catalogue lists what lives in its folders),
     and at most MAX_SIDECAR_BYTES of it."""
     try:
-        data = json.loads(read_bytes_bounded(path, MAX_SIDECAR_BYTES, "sidecar", follow_links=False))
+        data = json.loads(read_bytes_bounded(path, MAX_SIDECAR_BYTES, "sidecar", follow_links=False),
+                          parse_constant=_refuse_constant)
     except FileRefused as error:
         raise SidecarError(f"{path}: {error.problem}") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise SidecarError(f"{path}: not readable JSON ({error})") from error
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise SidecarError(f"{path}: no 'schema': '{SCHEMA}' marker")

@@ -60,6 +60,12 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         with handle:
             data = torch.load(handle, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
+        if "Weights only load failed" in str(error) or "WeightsUnpickler" in str(error):
+            found = re.search(r"GLOBAL (\S+)", str(error))
+            held = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(f"{path}: not a safe checkpoint: it holds pickled Python objects{held}, which "
+                                  "gen never loads (weights_only); re-save it with gen or torch.save of "
+                                  "tensors only") from None
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_reason(error)}); "
                               "re-download or re-train it") from None
     if not isinstance(data, dict):
@@ -113,23 +119,98 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, n_heads: int
 def _from_ours(path: Path, data: dict) -> tuple[MusicTransformer, dict]:
     version = data.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {version} unsupported (this build reads "
+        raise CheckpointError(f"{path}: format_version {_show(version)} unsupported (this build reads "
                               f"{FORMAT_VERSION}); use a matching gen version")
     try:
         encoding = encoding_of(data)  # maps the legacy name "seed" to "sber"
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    try:
-        known = {f.name for f in fields(ModelConfig)}
-        config = ModelConfig(**{k: v for k, v in data["config"].items() if k in known})
-        model = MusicTransformer(config, encoding)
-        model.load_state_dict(data["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: config/weights do not match ({str(error).splitlines()[0][:120]}); "
-                              "the file is damaged") from None
-    meta = dict(data.get("meta") or {})
+    meta = {} if data.get("meta") is None else data["meta"]
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'meta' is a {type(meta).__name__}, not a mapping; the file is damaged")
+    config = _config(path, data.get("config"), encoding.vocab_size)
+    model = _fitted(path, config, encoding, data.get("model"))
+    meta = dict(meta)
     meta.setdefault("vocab", {"size": config.vocab_size, "encoding": encoding.name})
     return model, meta
+
+
+# Bounds of a config a checkpoint may ask for: far above any model gen trains or Sber released, and
+# low enough that building the (not yet loaded) model cannot exhaust the memory.
+MAX_LAYERS = 256
+MAX_WIDTH = 1 << 16
+MAX_POSITION_TABLE = 1 << 26  # max_seq * d_model: the absolute-position table is computed, not stored
+
+
+def _show(value: Any) -> str:
+    return repr(value)[:60]
+
+
+def _config(path: Path, raw: Any, vocab_size: int) -> ModelConfig:
+    """A ModelConfig from a checkpoint's `config`, every value checked for its type and range."""
+    if not isinstance(raw, dict):
+        what = "missing" if raw is None else f"a {type(raw).__name__}, not a mapping"
+        raise CheckpointError(f"{path}: 'config' is {what}; the file is damaged")
+    values = {}
+    for f in fields(ModelConfig):
+        if f.name not in raw:
+            continue  # older checkpoints lack newer keys; their defaults are what those builds meant
+        value, kind = raw[f.name], type(f.default)
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            high = MAX_LAYERS if f.name == "n_layers" else MAX_WIDTH
+            ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+        else:  # dropout
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+        if not ok:
+            raise CheckpointError(f"{path}: config '{f.name}' = {_show(value)} is not a valid {kind.__name__} "
+                                  "for a model; the file is damaged")
+        values[f.name] = value
+    try:
+        config = ModelConfig(**values)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: config does not describe a model ({error}); the file is damaged") from None
+    if config.vocab_size != vocab_size:
+        raise CheckpointError(f"{path}: config vocab_size {config.vocab_size} does not fit the stored "
+                              f"encoding ({vocab_size} ids); the file is damaged")
+    if config.max_seq * config.d_model > MAX_POSITION_TABLE:
+        raise CheckpointError(f"{path}: config max_seq {config.max_seq} x d_model {config.d_model} is beyond "
+                              "any model gen can run; the file is damaged")
+    return config
+
+
+def _fitted(path: Path, config: ModelConfig, encoding, weights: Any) -> MusicTransformer:
+    """The model with `weights` loaded, after checking that they fit `config` (on the meta device, so a
+    damaged config allocates nothing) and hold only finite numbers."""
+    if not isinstance(weights, dict) or not weights:
+        raise CheckpointError(f"{path}: 'model' (the weights) is missing or not a mapping; the file is damaged")
+    with torch.device("meta"):
+        expected = MusicTransformer(config, encoding).state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [k for k in expected if k in weights and (not isinstance(weights[k], torch.Tensor)
+                                                       or weights[k].shape != expected[k].shape)]
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{label} {', '.join(map(str, keys[:3]))}" for label, keys in
+                           (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
+        raise CheckpointError(f"{path}: the weights do not fit the config ({detail[:160]}); the file is damaged")
+    _check_finite(path, weights)
+    model = MusicTransformer(config, encoding)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: config/weights do not match ({str(error).splitlines()[0][:120]}); "
+                              "the file is damaged") from None
+    return model
+
+
+def _check_finite(path: Path, weights: dict) -> None:
+    """Refuse NaN or Inf weights: such a model samples noise and would write random MIDI."""
+    for key, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weight {key} holds NaN or Inf values (a diverged or damaged "
+                                  "model); use an earlier checkpoint or re-train")
 
 
 _SBER_RENAMES = [
@@ -167,6 +248,7 @@ def sber_config(state: dict, n_heads: int | None = None) -> ModelConfig:
 
 
 def _from_sber(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTransformer, dict]:
+    _check_finite(path, state)
     try:
         config = sber_config(state, n_heads)
         renamed = {}
@@ -181,7 +263,7 @@ def _from_sber(path: Path, state: dict, n_heads: int | None) -> tuple[MusicTrans
         model.load_state_dict(renamed)
         if "positional_encoding.pe" in state:  # use the stored table bit for bit
             model.pe.copy_(state["positional_encoding.pe"].reshape(config.max_seq, config.d_model))
-    except (KeyError, ValueError, RuntimeError, AttributeError) as error:
+    except (KeyError, ValueError, RuntimeError, AttributeError, TypeError, IndexError, ZeroDivisionError) as error:
         raise CheckpointError(f"{path}: Sber-format state_dict does not fit the Sber architecture "
                               f"({str(error).splitlines()[0][:120]}); pass n_heads or check the file") from None
     log.info("%s: Sber-format state_dict, inferred %s", path, config.describe())

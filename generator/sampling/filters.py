@@ -27,7 +27,17 @@ def guide(conditioned: torch.Tensor, unconditioned: torch.Tensor, weight: torch.
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    return logits if temperature == 1.0 else logits / temperature
+    """logits / temperature (B, V). A temperature so small that the division overflows (1e-300 is
+    0 in float32) gives the limit of the softmax instead: greedy, the row's largest logits kept."""
+    if temperature == 1.0:
+        return logits
+    scaled = logits / temperature
+    overflow = (~torch.isfinite(scaled) & torch.isfinite(logits)).any(-1, keepdim=True)  # (B, 1)
+    if not bool(overflow.any()):
+        return scaled
+    best = logits.max(-1, keepdim=True).values
+    greedy = torch.zeros_like(logits).masked_fill(logits < best, NEG_INF)
+    return torch.where(overflow, greedy, scaled)
 
 
 def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,7 +58,7 @@ def top_p(logits: torch.Tensor, p: float, *, topp_temperature: float = 1.0,
     """
     if p >= 1.0:
         return logits
-    probs = torch.softmax(logits / topp_temperature, dim=-1)
+    probs = torch.softmax(apply_temperature(logits, topp_temperature), dim=-1)
     sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # (B, V)
     cum = sorted_p.cumsum(-1)
     keep_sorted = (cum - sorted_p < p) if keep_crossing else (cum < p)
@@ -139,12 +149,12 @@ def sber_filter_logits(logits: torch.Tensor, params: SamplingParams, rp_table: t
         lo, hi = max(lo, params.pitch_range[0]), min(hi, params.pitch_range[1])
     out = logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
     out = pitch_range_mask(out, lo, hi, note_off_too=True)
-    p = torch.softmax(out / params.topp_temperature, dim=-1)
+    p = torch.softmax(apply_temperature(out, params.topp_temperature), dim=-1)
     k = params.top_k if 0 < params.top_k < out.shape[-1] else out.shape[-1]
     p_topk, idxs = torch.topk(p, k, dim=-1, sorted=True)  # (B, k)
     keep = p_topk.cumsum(-1) < params.top_p
     keep[:, :params.at_least_k] = True
-    kept = out.gather(-1, idxs).masked_fill(~keep, NEG_INF) / params.temperature  # (B, k)
+    kept = apply_temperature(out.gather(-1, idxs).masked_fill(~keep, NEG_INF), params.temperature)  # (B, k)
     if rp_table is not None and params.rp_penalty > 0:
         kept = _sber_penalty(kept, p_topk, keep, idxs, rp_table)
     return torch.full_like(out, NEG_INF).scatter(-1, idxs, kept)

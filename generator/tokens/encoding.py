@@ -258,7 +258,8 @@ def encoding_of(source: object) -> Encoding:
     entry = source.get("vocab", source)
     name = entry.get("encoding") if isinstance(entry, Mapping) else None
     if name is None:
-        raise CheckpointError(f"the checkpoint stores no encoding (vocab entry {entry!r}); "
+        shown = " ".join(repr(entry).split())[:80]  # one line, even for a whole checkpoint's tensors
+        raise CheckpointError(f"the checkpoint stores no encoding (vocab entry {shown}); "
                               f"expected e.g. {{'size': {DEFAULT.vocab_size}, 'encoding': 'default'}}")
     try:
         encoding = encoding_named(str(name))
@@ -268,6 +269,6 @@ def encoding_of(source: object) -> Encoding:
                               "use a gen version that knows it") from None
     size = entry.get("size", encoding.vocab_size)
     if size != encoding.vocab_size:
-        raise CheckpointError(f"the checkpoint's vocab size {size!r} does not fit its encoding {encoding.name!r} "
-                              f"({encoding.vocab_size} ids); the file is damaged")
+        raise CheckpointError(f"the checkpoint's vocab size {repr(size)[:40]} does not fit its encoding "
+                              f"{encoding.name!r} ({encoding.vocab_size} ids); the file is damaged")
     return encoding
