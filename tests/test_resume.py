@@ -174,7 +174,7 @@ CHANGES = {  # a recipe edit -> what the error line names for it
     "outputs": ({"outputs": {**MIDI_ONLY, "wav": True}}, "outputs"),
 }
 HARMLESS = {  # edits that say where or how fast, not what: finished tracks are kept
-    "device": {"device": "cpu"},
+    "device": {"device": "cuda"},
     "time_budget": {"time_budget_s": 600},
     "catalogue": {"outputs": {**MIDI_ONLY, "catalogue": False}},
     "mastering of a MIDI-only library": {"mastering": {"target_lufs": -16}},

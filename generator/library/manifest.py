@@ -2,7 +2,8 @@
 
 A nightly build may be killed at any moment (SIGKILL included). The manifest is rewritten
 atomically after each finished track, and a track counts as finished only once its sidecar (written
-last by export) exists, so a re-run skips exactly what is complete and redoes the rest.
+last by export) exists and its files check out (library/resume.py), so a re-run skips exactly what
+is complete and redoes the rest.
 
 Each record keeps the track's fingerprint (library/fingerprint.py) and its files with size, SHA-256
 and mtime (library/integrity.py). The sidecars carry both too, so a missing or damaged manifest is
@@ -35,7 +36,6 @@ class Manifest:
     path: Path
     recipe_name: str
     tracks: dict[str, dict] = field(default_factory=dict)
-    rebuilt: bool = False  # read back from the sidecars: the file was missing or damaged
     _saved: str | None = None  # the text on disk, so an unchanged manifest is not rewritten
 
     @classmethod
@@ -57,13 +57,7 @@ class Manifest:
             # A manifest is only ever replaced atomically, so this is outside damage: rebuild it
             # from the sidecars, which are the ground truth.
             log.warning("%s is damaged (%s); rebuilding it from the sidecars", path, error)
-        return cls(path, recipe_name, tracks_from_sidecars(out_dir), rebuilt=True)
-
-    def is_done(self, track_id: str) -> bool:
-        record = self.tracks.get(track_id)
-        if record is None:
-            return False
-        return (self.path.parent / record["sidecar"]).exists()
+        return cls(path, recipe_name, tracks_from_sidecars(out_dir))
 
     def add(self, track_id: str, record: dict) -> None:
         self.tracks[track_id] = record
