@@ -1,8 +1,9 @@
 """`gen batch RECIPE`: the main job. Progress on stderr, a summary table, documented exit codes.
 
 Exit codes: 0 every track finished; 1 an error (a failed write: full disk, unwritable folder); 2 bad
-input (an option's value, recipe, checkpoint, SoundFont); 3 the output folder is locked by another run;
-4 some tracks were given up after the rejection limit; 130 interrupted (Ctrl-C).
+input (an option's value, recipe, checkpoint, SoundFont; or finished tracks that the recipe no longer
+makes, without --rebuild-changed); 3 the output folder is locked by another run; 4 some tracks were
+given up after the rejection limit; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def batch(
     limit: Annotated[int | None, typer.Option("--limit", help="Make only the first N tracks of the plan.")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="I/N: make only shard I of N (1-based).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the recipe's).")] = None,
+    rebuild_changed: Annotated[bool, typer.Option(
+        "--rebuild-changed", help="Rebuild finished tracks that the recipe, model or SoundFont no longer make "
+        "(without it such a re-run is refused with exit code 2).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch report as JSON on stdout.")] = False,
 ) -> None:
@@ -38,7 +42,7 @@ def batch(
     show = not quiet and not as_json
     with _progress(show) as on_progress:
         report = run_batch(recipe, str(recipe_path), out_dir=out, limit=limit, shard=shard,
-                           device=device, on_progress=on_progress)
+                           device=device, rebuild_changed=rebuild_changed, on_progress=on_progress)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=1))
     elif not quiet:

@@ -27,6 +27,7 @@ from generator.audio.codecs import write_mp3, write_wav
 from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.errors import GeneratorError
 from generator.files import atomic_path, install_folder
+from generator.library.integrity import folder_checksums
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
 from generator.library.tags import tag_mp3
 from generator.names import slug
@@ -259,7 +260,7 @@ def _export_into(
         "piano_roll": piano_roll(midi, roll_notes, duration_s),
         "waveform": {"points": len(lows), "min": lows, "max": highs},
     }
-    write_json_atomic(staging / files["sidecar"], data)  # last: its presence means the track is complete
+    _write_sidecar(staging, files["sidecar"], data)
     return data
 
 
@@ -282,8 +283,15 @@ def _export_midi_only(
         "piano_roll": piano_roll(midi, roll_notes, duration_s),
         "waveform": {"points": 0, "min": [], "max": []},
     }
-    write_json_atomic(staging / files["sidecar"], data)  # last: its presence means the track is complete
+    _write_sidecar(staging, files["sidecar"], data)
     return data
+
+
+def _write_sidecar(staging: Path, name: str, data: dict[str, Any]) -> None:
+    """The sidecar, last (its presence means the track is complete), with the size and SHA-256 of
+    every other file of the track, so a re-run can tell a damaged track from a finished one."""
+    data["checksums"] = folder_checksums(staging, skip=name)
+    write_json_atomic(staging / name, data)
 
 
 def _write_stems(

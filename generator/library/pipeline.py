@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import shutil
 import time
@@ -19,11 +20,14 @@ from typing import TYPE_CHECKING
 
 from generator.errors import GeneratorError, InputError
 from generator.files import remove_temps, write_failure
+from generator.library.fingerprint import Fingerprint, track_fingerprints
 from generator.library.folders import check_library_folder
+from generator.library.integrity import track_files
 from generator.library.lock import OutputLock
 from generator.library.manifest import Manifest
 from generator.library.plan import GROUP_SIZE, TrackPlan, plan_tracks, shard_tracks
 from generator.library.recipe import Recipe
+from generator.library.resume import remove_folder, tracks_to_redo
 from generator.tokens import vocab
 
 if TYPE_CHECKING:
@@ -112,9 +116,14 @@ def _write_errors_in_one_line(run: Callable[..., BatchReport]) -> Callable[..., 
 
 @_write_errors_in_one_line
 def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
-              shard: str | None = None, device: str | None = None,
+              shard: str | None = None, device: str | None = None, rebuild_changed: bool = False,
               on_progress: Progress | None = None) -> BatchReport:
-    """Make every planned track that is not finished yet, then (re)build the catalogue."""
+    """Make every planned track that is not finished yet, then (re)build the catalogue.
+
+    A finished track whose fingerprint differs from what the recipe, model and SoundFont give now
+    is refused (RecipeError, before anything is touched) or, with rebuild_changed, made again; a
+    finished track whose files are missing or damaged is made again.
+    """
     started = time.monotonic()
     out_dir = Path(out_dir or recipe.output)
     all_plans = plan_tracks(recipe)
@@ -125,16 +134,22 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
     check_library_folder(out_dir, "output folder")
     with OutputLock(out_dir):
         remove_temps(out_dir)  # of an atomic write a killed run left (manifest.json, index.html)
+        manifest = Manifest.load(out_dir, recipe.name)  # rebuilt from the sidecars when missing or damaged
+        fingerprints = track_fingerprints(recipe, plans, _soundfont_path(recipe))
+        redo = tracks_to_redo(out_dir, manifest, plans, fingerprints, rebuild_changed,
+                              planned={p.track_id for p in all_plans})
         _remove_partials(out_dir)
-        manifest = Manifest.load(out_dir, recipe.name)
-        outcomes = {p.track_id: _skipped(p, manifest) for p in plans if manifest.is_done(p.track_id)}
+        if manifest.tracks or manifest.path.exists():
+            manifest.save()  # rebuilt from the sidecars, new audio mtimes, tracks removed: else not rewritten
+        outcomes = {p.track_id: _skipped(p, manifest) for p in plans
+                    if p.track_id in manifest.tracks and p.track_id not in redo}
         todo = [p for p in plans if p.track_id not in outcomes]
         total, done = len(plans), len(outcomes)
         for p in plans:
             if p.track_id in outcomes:
                 notify("track_done", p.track_id, done, total)
         if todo:
-            context = _Context.load(recipe, recipe_label, device or recipe.device)
+            context = _Context.load(recipe, recipe_label, device or recipe.device, fingerprints)
             for group in _groups(todo).values():
                 members = group_of[group[0].index // GROUP_SIZE]
                 for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
@@ -153,6 +168,14 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
             stage_s["catalogue"] += time.monotonic() - start
     tracks = [outcomes[p.track_id] for p in plans]
     return BatchReport(out_dir, tracks, stage_s, time.monotonic() - started, catalogue)
+
+
+def _soundfont_path(recipe: Recipe) -> Path | None:
+    if not renders_audio(recipe):
+        return None
+    from generator.audio.soundfonts import resolve_soundfont
+
+    return Path(resolve_soundfont(recipe.soundfont).path)
 
 
 def _remove_partials(out_dir: Path) -> None:
@@ -186,9 +209,10 @@ class _Context:
     model_name: str
     soundfont: object  # None: the recipe asks for no audio, so nothing is rendered
     primer_ids: tuple[int, ...]
+    fingerprints: dict[str, Fingerprint]
 
     @classmethod
-    def load(cls, recipe: Recipe, recipe_label: str, device: str) -> _Context:
+    def load(cls, recipe: Recipe, recipe_label: str, device: str, fingerprints: dict[str, Fingerprint]) -> _Context:
         from generator.audio.soundfonts import resolve_soundfont
         from generator.model.checkpoint import load_checkpoint
 
@@ -204,7 +228,7 @@ class _Context:
             primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
                                           encoding=model.encoding)
         name = meta.get("name") or Path(recipe.model).name
-        return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids)
+        return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids, fingerprints)
 
 
 def _make_group(ctx: _Context, members: list[TrackPlan], wanted: list[TrackPlan], out_dir: Path,
@@ -293,18 +317,24 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
         tags=(plan.genre, recipe.name), sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
-               "device": ctx.device},
+               "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict()},
     )
     files = export_track(out_dir, info, midi, mastered, settings)
     stage_s["export"] += time.monotonic() - start
     folder = files.folder.name
     lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
+    sidecar = files.sidecar.relative_to(out_dir).as_posix()
+    checksums = json.loads(files.sidecar.read_text(encoding="utf-8"))["checksums"]
+    previous = manifest.tracks.get(plan.track_id)
     manifest.add(plan.track_id, {
         "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
-        "folder": folder, "sidecar": str(files.sidecar.relative_to(out_dir)),
+        "folder": folder, "sidecar": sidecar,
         "duration_s": round(info.duration_s, 3), "integrated_lufs": lufs,
         "true_peak_dbtp": None if mastered is None else round(mastered.true_peak_dbtp, 2),
+        "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
+        "files": track_files(out_dir, folder, sidecar, checksums, trust_mtime=True),
     })
+    remove_folder(out_dir, previous, keep=folder)
     return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
                         lufs, list(composed.rejections), folder)
 

@@ -63,6 +63,9 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
         title = recipe.title_template.format(n=index + 1, name=recipe.name, genre=genre).strip()
         plans.append(TrackPlan(index, f"{slug}_{index + 1:0{width}d}", genre, seed, duration_s,
                                sampling, title))
+    # Ids carry the index, never the title: titles that slug alike (or a long name cut short) still
+    # give distinct ids, and so distinct folders and files (export.track_basename hashes the id).
+    assert len({p.track_id for p in plans}) == len(plans), "track ids must be unique within a plan"
     return plans
 
 

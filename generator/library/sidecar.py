@@ -10,8 +10,10 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
   "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
             cutdowns: {"60": {"duration_s": 60.0, "wav": path, "mp3": path}, ...}},
   "piano_roll": {duration_s, instruments: [{name, program, is_drum}], notes: [[pitch, start_s, end_s, i]]},
-  "waveform": {points, min: [..], max: [..]}     # per-bucket min/max over both channels, 3 decimals
+  "waveform": {points, min: [..], max: [..]},    # per-bucket min/max over both channels, 3 decimals
+  "checksums": {path: {size, sha256}}           # every other file of the track folder (not the sidecar)
 }
+track.extra.fingerprint ({version, sha256, parts}) says what made the track (library/fingerprint.py).
 Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
 A MIDI-only track (a recipe with wav, mp3 and stems off) was never rendered: every loudness value
 but the note is null, audio holds only duration_s (of the music), the rest null, and the waveform
