@@ -14,8 +14,9 @@ def register(app: typer.Typer, data_app: typer.Typer, model_app: typer.Typer) ->
 
 def calibrate_loops(
     data: Annotated[Path, typer.Option("--data", help="Data folder holding shards/test.npz.")] = Path("data"),
-    seed_midi: Annotated[Path | None, typer.Option("--seed-midi", help="Folder of <genre>_N.mid pieces that must "
-                                                   "pass (e.g. Sber's samples).")] = None,
+    sber_midi: Annotated[Path | None, typer.Option(
+        "--sber-midi", "--seed-midi",
+        help="Folder of <genre>_N.mid pieces that must pass (e.g. Sber's samples).")] = None,
     max_false_rejection: Annotated[float, typer.Option("--max-false-rejection", help="Share of real pieces a "
                                                        "genre's limits may reject.")] = 0.05,
 ) -> None:
@@ -26,10 +27,10 @@ def calibrate_loops(
 
     test = shard_path(data, "test")
     pieces = list(calibration_pieces(None, test))
-    anchors = list(calibration_pieces(seed_midi, None))
+    anchors = list(calibration_pieces(sber_midi, None))
     if not pieces and not anchors:
         raise InputError(f"{test}: no real pieces to calibrate on; prepare the corpus (`gen data prepare`) "
-                         "or pass --seed-midi")
+                         "or pass --sber-midi")
     result = calibrate(pieces, anchors=anchors, max_false_rejection=max_false_rejection)
     typer.echo(calibration_table(result))
     typer.echo("\nGENRE_LIMITS (generator/loops.py) would become:")
