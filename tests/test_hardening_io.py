@@ -407,3 +407,30 @@ def test_temp_names_are_exactly_the_writers_own(tmp_path):
         assert files.is_temp_name(tmp.name)
     for name in ("index.html", ".index.html", "x.tmp", ".x.json.0123abcd.tmp", ".x.0123abcg.tmp"):
         assert not files.is_temp_name(name)
+
+
+def test_a_finished_run_leaves_no_lock_file_and_the_lock_still_excludes(tmp_path):
+    from generator.errors import LockedError
+    from generator.library.lock import LOCK_NAME, OutputLock
+
+    out = tmp_path / "lib"
+    first = OutputLock(out)
+    with first:
+        stale = os.open(out / LOCK_NAME, os.O_RDONLY)  # a second run that opened the file just before
+        with pytest.raises(LockedError):
+            OutputLock(out).__enter__()
+    assert not (out / LOCK_NAME).exists()  # removed by the run that held it
+    try:
+        assert not first._names(stale)  # the waiter's file is gone from the path: it must not count
+    finally:
+        os.close(stale)
+    with OutputLock(out):  # a new run makes a new lock file, and it excludes a third
+        assert (out / LOCK_NAME).is_file()
+        with pytest.raises(LockedError):
+            OutputLock(out).__enter__()
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_finished_library_holds_no_lock_file(library):
+    assert (library / "out" / "manifest.json").is_file()
+    assert not (library / "out" / ".gen.lock").exists()

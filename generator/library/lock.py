@@ -2,7 +2,8 @@
 
 The lock file is opened without following a link (O_NOFOLLOW) and used only if it is a regular
 file with one name: a `.gen.lock` that is a link, a folder, a FIFO, a device or a hard link to
-another file is refused, never written through.
+another file is refused, never written through. A run removes its lock file when it ends, so a
+finished library holds none; a run killed before that leaves it, unlocked, for the next run.
 """
 
 from __future__ import annotations
@@ -27,23 +28,40 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        for _ in range(100):
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise LockedError(
+                    f"{self.path.parent}: another gen batch ({holder}) is writing to this folder; "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._names(fd):
+                break
+            # The holder we waited on removed this file as it finished: lock the one at the path now.
             os.close(fd)
-            raise LockedError(
-                f"{self.path.parent}: another gen batch ({holder}) is writing to this folder; "
-                "wait for it to finish or choose another --out"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
+        else:
+            raise LockedError(f"{self.path}: the lock file keeps being replaced; is another program "
+                              "deleting it? Choose another --out")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         self._fd = fd
         return self
+
+    def _names(self, fd: int) -> bool:
+        """Whether the lock path still names the file open at `fd` (not removed or replaced since)."""
+        try:
+            at_path = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
     def _open(self) -> int:
         """The lock file's descriptor: created if missing, never through a link, never truncated here."""
@@ -73,6 +91,8 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            if self._names(self._fd):  # removed while still held, so no one can lock a file on its way out
+                self.path.unlink(missing_ok=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
