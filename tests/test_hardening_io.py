@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -157,6 +157,19 @@ def test_refused_and_allowed_folders(monkeypatch):
     monkeypatch.setenv("HOME", "/var/lib/jenkins")  # a service account's home inside /var
     assert refusal("/var/lib/jenkins/workspace/out") is None
     assert refusal("/var/lib/jenkins") is not None and refusal("/var/lib/other") is not None
+    assert refusal("/usr/src/app/output/cafe") is None  # the usual container checkout
+    monkeypatch.chdir("/")
+    assert refusal("/var/lib/ci/build/job/output") is not None
+
+
+def test_a_project_checked_out_in_a_system_tree_may_build_inside_itself(monkeypatch, tmp_path):
+    import generator.library.folders as folders
+
+    monkeypatch.setattr(folders, "_working_folder", lambda: PurePosixPath("/var/lib/ci/build/job"))
+    assert refusal("/var/lib/ci/build/job/output/cafe_jazz") is None
+    assert refusal("/var/lib/ci/build/other") is not None
+    monkeypatch.setattr(folders, "_working_folder", lambda: PurePosixPath("/etc"))  # too shallow to count
+    assert refusal("/etc/x") is not None
 
 
 def test_a_symlinked_track_folder_is_replaced_not_written_through(tmp_path, outside):

@@ -4,8 +4,10 @@ The rule (docs/recipes.md, `output`), applied to the folder with every link reso
 - refused: the filesystem root and every folder directly under it (/tmp, /home, /srv, /mnt ...:
   each holds other people's or other programs' files); the home folder and every folder above it;
   everything in a system tree (/etc, /usr, /bin, /sbin, /lib*, /boot, /dev, /proc, /sys, /run,
-  /var), except what lies below /var/tmp, /var/www or a home folder inside /var (a service
-  account's, e.g. /var/lib/jenkins); an existing path that is not a folder.
+  /var), except what lies below /var/tmp, /var/www, /usr/src, /usr/local/src, a home folder inside
+  /var (a service account's, e.g. /var/lib/jenkins) or the working folder when that is at least
+  three levels deep (a project checked out at /usr/src/app or /var/lib/ci/build/job works in place);
+  an existing path that is not a folder.
 - allowed: everything else, e.g. output/cafe_jazz, /srv/music/cafe, ~/music/cafe, /tmp/x/lib.
 """
 
@@ -20,7 +22,7 @@ from generator.files import file_kind
 
 SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev",
                 "/proc", "/sys", "/run", "/var")
-OPEN_BELOW = ("/var/tmp", "/var/www")  # inside a system tree, but meant for users' files
+OPEN_BELOW = ("/var/tmp", "/var/www", "/usr/src", "/usr/local/src")  # inside a system tree, meant for users' files
 
 
 def refusal(path: str | Path) -> str | None:
@@ -32,6 +34,9 @@ def refusal(path: str | Path) -> str | None:
     open_below = [PurePosixPath(p) for p in OPEN_BELOW]
     if home is not None and home.is_relative_to("/var"):  # a service account's home, e.g. /var/lib/jenkins
         open_below.append(home)
+    work = _working_folder()
+    if work is not None and len(work.parts) > 3:  # a project that lives there, e.g. /usr/src/app
+        open_below.append(work)
     if any(pure.is_relative_to(below) and pure != below for below in open_below):
         return None
     for tree in SYSTEM_TREES:
@@ -43,6 +48,13 @@ def refusal(path: str | Path) -> str | None:
     if home is not None and home.is_relative_to(pure):
         return "is the home folder" if home == pure else "holds the home folder"
     return None
+
+
+def _working_folder() -> PurePosixPath | None:
+    try:
+        return PurePosixPath(Path.cwd().resolve())
+    except OSError:
+        return None
 
 
 def _home() -> PurePosixPath | None:
