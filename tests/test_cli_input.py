@@ -76,8 +76,11 @@ def test_ctrl_c_during_a_batch_prints_interrupted_and_exits_130(tmp_path, tiny_c
     recipe = write_recipe(tmp_path, tiny_checkpoint, outputs=MIDI_ONLY, genres={"jazz": 64}, duration_s=600,
                           loops=PERMISSIVE_LOOPS)
     out = tmp_path / "out"
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that (Python then
+    # keeps ignoring it): give gen the default disposition, as an interactive terminal would.
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "batch", str(recipe), "--quiet"], cwd=ROOT,
-                            env=CI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=CI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / ".gen.lock").exists() and time.monotonic() < deadline:
