@@ -17,6 +17,7 @@ a stated number of bytes, whatever size the file reports.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -267,3 +268,24 @@ def install_folder(staging: str | Path, final: str | Path) -> None:
             old.unlink()
         else:
             shutil.rmtree(old, ignore_errors=True)
+
+
+class NotARegularFile(OSError):
+    """A path that should be a plain file is a folder, a link, a device or a pipe."""
+
+
+def file_sha256(path: str | Path, *, follow: bool = True) -> str:
+    """SHA-256 of a regular file, read in 1 MiB chunks (a SoundFont may be hundreds of MB).
+
+    follow=False refuses a link (a library's own files are never links); a pipe or device is
+    refused either way, without blocking on it.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        digest = hashlib.sha256()
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

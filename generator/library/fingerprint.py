@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generator.errors import CheckpointError, RecipeError, SoundFontError
-from generator.library.integrity import file_sha256
+from generator.files import file_sha256
 
 if TYPE_CHECKING:
     from generator.library.plan import TrackPlan

@@ -10,37 +10,15 @@ A file rewritten in place with the same size and its old mtime restored escapes 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+from generator.files import file_sha256
 from generator.library.sidecar import is_safe_relative
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac")
-CHUNK_BYTES = 1 << 20
-
-
-class NotARegularFile(OSError):
-    """A path that should be a plain file is a folder, a link, a device or a pipe."""
-
-
-def file_sha256(path: Path, *, follow: bool = True) -> str:
-    """SHA-256 of a regular file, read in 1 MiB chunks (a SoundFont may be hundreds of MB).
-
-    follow=False refuses a link (a library's own files are never links); a pipe or device is
-    refused either way, without blocking on it.
-    """
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise NotARegularFile(f"{path} is not a regular file")
-        digest = hashlib.sha256()
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_checksums(folder: Path, *, skip: str) -> dict[str, dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from generator.errors import InputError
 from generator.files import FileRefused, atomic_write_text, read_bytes_bounded
 from generator.library.integrity import track_files
-from generator.library.sidecar import SidecarError, load_sidecar
+from generator.library.sidecar import SidecarError, load_sidecar, refuse_constant
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Manifest:
                              "(the manifest is rebuilt from the track sidecars)")
         try:
             text = read_bytes_bounded(path, MAX_MANIFEST_BYTES, "manifest", follow_links=False).decode("utf-8")
-            tracks = dict(json.loads(text)["tracks"])
+            tracks = dict(json.loads(text, parse_constant=refuse_constant)["tracks"])  # strict, as written
             if not all(isinstance(r, dict) for r in tracks.values()):
                 raise TypeError("a track record is not an object")
             return cls(path, recipe_name, tracks, _saved=text)

@@ -65,7 +65,7 @@ def is_safe_relative(path: str) -> bool:
     return not pure.is_absolute() and ".." not in pure.parts
 
 
-def _refuse_constant(name: str) -> None:
+def refuse_constant(name: str) -> None:
     """json.loads accepts NaN and Infinity, which export never writes (strict JSON): damage."""
     raise ValueError(f"{name} is not strict JSON; export writes no such number, so the file is damaged")
 
@@ -77,7 +77,7 @@ def load_sidecar(path: Path) -> dict[str, Any]:
     and at most MAX_SIDECAR_BYTES of it."""
     try:
         data = json.loads(read_bytes_bounded(path, MAX_SIDECAR_BYTES, "sidecar", follow_links=False),
-                          parse_constant=_refuse_constant)
+                          parse_constant=refuse_constant)
     except FileRefused as error:
         raise SidecarError(f"{path}: {error.problem}") from error
     except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError

@@ -7,7 +7,6 @@ continue bit for bit. OUT/model.pt is the same model without the training state:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from generator.corpus.shards import SHARD_ENCODING, Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.errors import CheckpointError, InputError
+from generator.files import file_sha256
 from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
 from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.tokens import vocab
@@ -243,11 +243,6 @@ def model_config(opts: TrainOptions) -> ModelConfig:
     return replace(config, relative=False, absolute_pe=True, scale_embedding=True) if opts.absolute else config
 
 
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -375,7 +370,7 @@ class Trainer:
         lineage["test_nll"] = meta.get("test_nll")
         lineage["init"] = meta.get("init")  # its own parent, if it was a warm start too
         return {"config": data["config"], "model": data["model"],
-                "init": {"checkpoint": str(path), "sha256": _file_sha256(path), **lineage}}
+                "init": {"checkpoint": str(path), "sha256": file_sha256(path), **lineage}}
 
     def _param_groups(self) -> list[dict]:
         """No weight decay on biases, norms and Er (the usual GPT recipe)."""
