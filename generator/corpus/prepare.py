@@ -32,7 +32,7 @@ from generator.tokens import vocab
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-CACHE_VERSION = 1  # bump when a loader changes its output
+CACHE_VERSION = 2  # bump when a loader changes its output (2: beat grid, bars and chord marks kept)
 MIN_NOTES = 16
 MIN_SECONDS = 8.0
 MIN_HELD_OUT_PER_GENRE = 3

@@ -224,10 +224,12 @@ def load_job(job: Job) -> pretty_midi.PrettyMIDI:
         if job.source == "pop-mma":
             return arrangements.pop_from_chart(chart, rng)
         bars, shift = arrangements.vary_chart(chart, rng)
-        return ambient.ambient_piece(bars_to_events(bars, chart.beats_per_bar), rng)
+        return ambient.ambient_piece(bars_to_events(bars, chart.beats_per_bar), rng,
+                                     beats_per_bar=chart.beats_per_bar)
     if job.source in ("pop-nottingham", "calm-nottingham"):
         tune = arrangements.tune_from_midi(job.arg)
         if job.source == "pop-nottingham":
             return arrangements.pop_from_tune(tune, rng)
-        return ambient.ambient_piece(arrangements.bar_chords(tune), rng, transpose=rng.randint(-5, 6))
+        return ambient.ambient_piece(arrangements.bar_chords(tune), rng, transpose=rng.randint(-5, 6),
+                                     beats_per_bar=tune.beats_per_bar)
     raise KeyError(job.source)

@@ -28,6 +28,8 @@ from generator.tokens.encoding import Encoding
 log = logging.getLogger(__name__)
 
 MAX_PRIMER_TOKENS = 512
+SUPPORTED_METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))
+GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat: each divides the 48 steps of a beat
 
 Progress = Callable[[int, int], None]  # (requests finished, requests in all)
 
@@ -48,6 +50,13 @@ class GenerationRequest:
     max_note_s: float | None = None
     # Instrument families (vocab.INSTRUMENT_FAMILIES indices) the track may use; None: any.
     instruments: tuple[int, ...] | None = None
+    # Beat time (models whose encoding has bars only; docs/sampling.md "Keeping time"): the
+    # track's tempo, its meter (numerator, denominator) and the onset grid, as the numbers of equal
+    # parts a beat may be cut into (4: sixteenths, 3: eighth triplets). None: the encoding's own
+    # defaults (120 bpm, 4/4, the genre's grid).
+    bpm: float | None = None
+    meter: tuple[int, int] | None = None
+    grid: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -64,6 +73,14 @@ class GenerationRequest:
             raise InputError(f"instruments {self.instruments!r} is invalid: "
                              f"use family indices 0..{vocab.N_INSTRUMENTS - 1} "
                              "(vocab.INSTRUMENT_FAMILIES), at least one")
+        if self.bpm is not None and not 20 <= self.bpm <= 300:
+            raise InputError(f"bpm = {self.bpm!r} is invalid: use beats per minute in [20, 300]")
+        if self.meter is not None and tuple(self.meter) not in SUPPORTED_METERS:
+            raise InputError(f"meter {self.meter!r} is not supported: use one of "
+                             f"{', '.join(f'{n}/{d}' for n, d in SUPPORTED_METERS)}")
+        if self.grid is not None and (not self.grid or any(int(g) not in GRID_DIVISIONS for g in self.grid)):
+            raise InputError(f"grid {self.grid!r} is invalid: use parts of a beat among "
+                             f"{', '.join(map(str, GRID_DIVISIONS))}, at least one")
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "
                              "(a shorter --primer-seconds)")

@@ -10,7 +10,7 @@ import random
 
 import pretty_midi
 
-from generator.corpus.arrangers.arranger import ChordEvent
+from generator.corpus.arrangers.arranger import ChordEvent, mark_beat_grid
 from generator.corpus.arrangers.chords import Chord
 
 PAD_PROGRAMS = (88, 89, 91, 92, 94, 95, 48, 49, 52)
@@ -54,13 +54,20 @@ def merge_events(events: list[ChordEvent], min_beats: float) -> list[ChordEvent]
     return merged
 
 
-def ambient_piece(events: list[ChordEvent], rng: random.Random, *, transpose: int = 0) -> pretty_midi.PrettyMIDI:
-    """Chord events -> a slow, sustained piece (50-66 bpm, each chord held at least two beats)."""
+def ambient_piece(events: list[ChordEvent], rng: random.Random, *, transpose: int = 0,
+                  beats_per_bar: int = 4) -> pretty_midi.PrettyMIDI:
+    """Chord events -> a slow, sustained piece (50-66 bpm, each chord held at least two beats).
+
+    The MIDI beat is the music's beat (a stretched piece has a slower MIDI tempo), with the
+    source's bars and the chords played marked (arranger.mark_beat_grid)."""
     tempo = rng.randint(50, 66)
     stretch = rng.choice((1.0, 2.0)) if tempo > 56 else 1.0
     spb = 60.0 / tempo * stretch
     spans = merge_events(events, 2.0)
-    pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
+    pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo) / stretch)
+    played = [ChordEvent(s.start_beat, s.beats, soften(s.chord.transposed(transpose))) for s in spans
+              if s.start_beat * spb < MAX_PIECE_S]
+    mark_beat_grid(pm, played, beats_per_bar=beats_per_bar, seconds_per_beat=spb)
     pad = pretty_midi.Instrument(program=rng.choice(PAD_PROGRAMS), name="pad")
     strings = pretty_midi.Instrument(program=rng.choice(STRING_PROGRAMS), name="strings")
     bass = pretty_midi.Instrument(program=rng.choice(BASS_PROGRAMS), name="bass")

@@ -23,6 +23,7 @@ from generator.corpus.arrangers.arranger import (
     bars_to_events,
     chord_at,
     lead_line,
+    mark_beat_grid,
     render_mma,
 )
 from generator.corpus.arrangers.chords import Chord, chord_from_pitch_classes, parse_chord
@@ -119,6 +120,7 @@ def render_changes(
     plan_bars, grooves = _plan(bars, groove, choruses, intro_bars, bpb)
     pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo,
                     seed=rng.randrange(2**31))
+    mark_beat_grid(pm, bars_to_events(plan_bars, bpb), beats_per_bar=bpb, seconds_per_beat=60.0 / tempo)
     if lead:
         events = bars_to_events(plan_bars[intro_bars:-2], bpb)
         notes = lead_line(events, len(bars) * choruses * bpb, beats_per_bar=bpb, feel=style.feel, rng=rng)
@@ -237,6 +239,7 @@ def pop_from_tune(tune: Tune, rng: random.Random) -> pretty_midi.PrettyMIDI:
     plan_bars[:intro_bars] = [[bars[0][0]]] * intro_bars
     pm = render_mma(plan_bars, grooves, beats_per_bar=bpb, tempo_bpm=tempo,
                     seed=rng.randrange(2**31))
+    mark_beat_grid(pm, bars_to_events(plan_bars, bpb), beats_per_bar=bpb, seconds_per_beat=60.0 / tempo)
     pitches = sorted(n.pitch for n in tune.melody)
     octave = 12 * round((70 - pitches[len(pitches) // 2] - shift) / 12) if pitches else 0
     programs = rng.sample(style.leads, 2)

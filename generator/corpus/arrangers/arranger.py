@@ -17,6 +17,7 @@ from pathlib import Path
 import pretty_midi
 
 from generator.corpus.arrangers.chords import Chord
+from generator.tokens import chords as chord_templates
 
 MMA_TIMEOUT_S = 60
 
@@ -34,6 +35,31 @@ class BeatNote:
     beats: float
     pitch: int
     velocity: int
+
+
+# A chord an arrangement plays, kept in its MIDI as a lyric event at the chord's start, so the beat
+# encoding writes the chords the source knows instead of analysing them (tokens/beat_codec.py).
+CHORD_LYRIC_PREFIX = "chord:"
+
+
+def chord_lyric(chord: Chord | None) -> str:
+    """'chord:<template index>' (tokens/chords.py) or 'chord:none'."""
+    if chord is None:
+        return CHORD_LYRIC_PREFIX + "none"
+    index = chord_templates.chord_of_pitch_classes(chord.pitch_classes, chord.root)
+    return CHORD_LYRIC_PREFIX + ("none" if index is None else str(index))
+
+
+def mark_beat_grid(pm: pretty_midi.PrettyMIDI, events: list[ChordEvent], *, beats_per_bar: int,
+                   seconds_per_beat: float, offset_beats: float = 0.0) -> None:
+    """Give an arrangement its meter (beats_per_bar / 4 from time 0) and its chords as lyrics."""
+    pm.time_signature_changes = [pretty_midi.TimeSignature(int(beats_per_bar), 4, 0.0)]
+    last = None
+    for event in events:
+        text = chord_lyric(event.chord)
+        if text != last:
+            pm.lyrics.append(pretty_midi.Lyric(text, (offset_beats + event.start_beat) * seconds_per_beat))
+            last = text
 
 
 class ArrangeError(Exception):

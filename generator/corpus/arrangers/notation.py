@@ -1,8 +1,13 @@
 """Notated scores (MusicXML, ABC, ...) -> pretty_midi.PrettyMIDI through music21.
 
 music21's own MIDI writer fails on some corpus files (badly formed repeats; ABC scores with a
-duplicate time signature), so notes are read from the score and written with pretty_midi: tempo
-marks give the seconds, dynamics the velocities, part names the General MIDI programs.
+duplicate time signature), so notes are read from the score and written with pretty_midi: the
+first tempo mark gives the tempo, dynamics the velocities, part names the General MIDI programs.
+
+The MIDI keeps the score's beat grid: one MIDI beat is one quarter note at one constant tempo
+(later tempo marks are not played: the beat encoding normalises tempo anyway), and every bar line
+of the score is a bar line of the MIDI (a time signature at each change of bar length, so a short
+bar after a repeat stays short). A pickup bar is padded with rest to a whole bar.
 """
 
 from __future__ import annotations
@@ -72,6 +77,57 @@ class _TempoMap:
         return self.starts_s[i] + (offset_ql - self.starts_ql[i]) * self.spq[i]
 
 
+def _signature_of(length_ql: float, nominal: tuple[int, int]) -> tuple[int, int] | None:
+    """The time signature of a bar `length_ql` quarters long: the nominal one when it fits, else
+    the same denominator (or a finer one) with the bar's length as numerator."""
+    numerator, denominator = nominal
+    if abs(numerator * 4 / denominator - length_ql) < 1e-6:
+        return nominal
+    for den in (denominator, 8, 16):
+        count = length_ql * den / 4
+        if count >= 1 and abs(count - round(count)) < 1e-6:
+            return int(round(count)), den
+    return None
+
+
+def bar_lines(score) -> tuple[float, list[tuple[float, int, int]]]:
+    """(pickup padding in quarters, [(offset in quarters, numerator, denominator)] at every change
+    of bar length), from the first part's measures (offsets before the padding)."""
+    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+    measures = list(parts[0].getElementsByClass("Measure"))
+    if not measures:
+        return 0.0, []
+    starts = [float(m.offset) for m in measures]
+    ends = starts[1:] + [starts[-1] + float(measures[-1].duration.quarterLength)]
+    nominal, changes, pad = (4, 4), [], 0.0
+    for index, (measure, start, end) in enumerate(zip(measures, starts, ends)):
+        if measure.timeSignature is not None:
+            nominal = (int(measure.timeSignature.numerator), int(measure.timeSignature.denominator))
+        length = end - start
+        if length <= 0:
+            continue
+        full = nominal[0] * 4 / nominal[1]
+        if index == 0 and length < full - 1e-6:
+            pad, length = full - length, full  # a pickup: padded to a whole bar
+            start = start - pad
+        signature = _signature_of(length, nominal)
+        if signature is None:
+            continue
+        if not changes or changes[-1][1:] != signature:
+            changes.append((start, *signature))
+    return pad, changes
+
+
+class _BeatClock:
+    """Quarter-length offsets -> seconds at one tempo, after the pickup's padding."""
+
+    def __init__(self, spq: float, pad_ql: float) -> None:
+        self.spq, self.pad_ql = spq, pad_ql
+
+    def seconds(self, offset_ql: float) -> float:
+        return max(0.0, (offset_ql + self.pad_ql) * self.spq)
+
+
 def _dynamic_velocities(flat) -> tuple[list[float], list[int]]:
     offsets, velocities = [], []
     for dynamic in flat.getElementsByClass("Dynamic"):
@@ -83,7 +139,7 @@ def _dynamic_velocities(flat) -> tuple[list[float], list[int]]:
     return offsets, velocities
 
 
-def _part_notes(part, tempo: _TempoMap) -> list[pretty_midi.Note]:
+def _part_notes(part, tempo: _BeatClock) -> list[pretty_midi.Note]:
     flat = part.stripTies().flatten()
     dyn_offsets, dyn_velocities = _dynamic_velocities(flat)
     notes: list[pretty_midi.Note] = []
@@ -110,8 +166,10 @@ def score_to_midi(score) -> pretty_midi.PrettyMIDI:
             score = expanded
     except Exception as error:  # noqa: BLE001 - badly formed repeats: play the score as written
         log.debug("repeats not expanded: %s", error)
-    tempo = _TempoMap(score)
-    pm = pretty_midi.PrettyMIDI(initial_tempo=60.0 / tempo.spq[0])
+    pad, changes = bar_lines(score)
+    tempo = _BeatClock(_TempoMap(score).spq[0], pad)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=60.0 / tempo.spq, resolution=480)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(n, d, tempo.seconds(offset)) for offset, n, d in changes]
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     for part in parts:
         instrument = part.getInstrument(returnDefault=True)
