@@ -15,7 +15,7 @@ from generator.model.checkpoint import load_checkpoint, read_checkpoint, save_ch
 from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.sampling.filters import new_rp_table, rp_update
 from generator.tokens import vocab
-from generator.tokens.encoding import DEFAULT, ENCODINGS, SBER, Encoding, encoding_named, encoding_of
+from generator.tokens.encoding import BEAT, DEFAULT, ENCODINGS, SBER, Encoding, encoding_named, encoding_of
 from generator.tokens.tokenizer import Note, ids_to_notes, notes_to_ids
 from paths import CI_ENV, VECTORS
 
@@ -38,7 +38,8 @@ def test_encoding_round_trips_through_json(encoding):
 def test_encodings_differ_where_they_should():
     assert (DEFAULT.name, DEFAULT.vocab_size, DEFAULT.has_instruments) == ("default", 411, True)
     assert (SBER.name, SBER.vocab_size, SBER.has_instruments) == ("sber", 394, False)
-    assert set(ENCODINGS) == {"default", "sber"} and encoding_named("seed") is SBER
+    assert set(ENCODINGS) == {"default", "sber", "beat"} and encoding_named("seed") is SBER
+    assert (BEAT.name, BEAT.vocab_size, BEAT.has_bars, DEFAULT.has_bars) == ("beat", 515, True, False)
     assert DEFAULT.instrument_token(4) == vocab.INSTRUMENT + 4 and SBER.instrument_token(4) is None
     assert SBER.instrument_ids is None and DEFAULT.instrument_ids == slice(vocab.INSTRUMENT, vocab.VOCAB_SIZE)
 

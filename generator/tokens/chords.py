@@ -72,12 +72,18 @@ def chord_name(index: int | None) -> str:
     return PITCH_NAMES[root_of(index)] + suffix
 
 
+def chord_named(name: str) -> int | None:
+    """The index of a `chord_name` ('Cmaj7' -> 5 * 12 + 0); None for 'N.C.'; KeyError otherwise."""
+    return None if name == "N.C." else _BY_NAME[name]
+
+
 def pitch_classes(index: int) -> frozenset[int]:
     root = root_of(index)
     return frozenset((root + i) % 12 for i in QUALITIES[quality_of(index)][1])
 
 
 TEMPLATES = _templates()
+_BY_NAME = {chord_name(i): i for i in range(N_CHORDS)}
 
 
 def template_fit(weights: np.ndarray) -> tuple[int | None, float]:

@@ -27,7 +27,7 @@ DEFAULT_VELOCITY = 64  # a NOTE_ON decoded before any VELOCITY token
 _OFF, _ON = 0, 1  # order of simultaneous events inside one family: NOTE_OFFs first
 
 
-def _resolved_notes(notes: Sequence[Note], encoding: TimeGrid) -> list[tuple[int, int, int, int, int]]:
+def resolved_notes(notes: Sequence[Note], encoding: TimeGrid) -> list[tuple[int, int, int, int, int]]:
     """(start_tick, end_tick, family, pitch, velocity) with at most one sounding note per
     (family, pitch): same-onset duplicates merge (longest end, loudest velocity) and an earlier
     note is cut where a later one of the same pitch starts (a retrigger, as a synth plays it)."""
@@ -57,7 +57,7 @@ _Group = dict[int, list[tuple[int, int, int | None]]]
 _IMPLICIT = -1  # augmenting a window: notes before its first INSTRUMENT token (decoded as piano)
 
 
-class _Emitter:
+class Emitter:
     """Writes tick groups in the canonical order, with VELOCITY/INSTRUMENT only where they change.
 
     Inside one tick the family already current goes first (it needs no INSTRUMENT token), then
@@ -92,11 +92,11 @@ class _Emitter:
 def encode(notes: Sequence[Note], encoding: TimeGrid) -> list[int]:
     """Token ids for notes in our encoding (no GENRE prefix, no END)."""
     events: dict[int, _Group] = {}  # tick -> family -> events
-    for start, end, family, pitch, velocity in _resolved_notes(notes, encoding):
+    for start, end, family, pitch, velocity in resolved_notes(notes, encoding):
         velocity_bin = velocity * vocab.N_VELOCITY_BINS // 128
         events.setdefault(start, {}).setdefault(family, []).append((_ON, pitch, velocity_bin))
         events.setdefault(end, {}).setdefault(family, []).append((_OFF, pitch, None))
-    emitter = _Emitter(encoding)
+    emitter = Emitter(encoding)
     for tick in sorted(events):
         emitter.advance_to(tick)
         emitter.group(events[tick])
@@ -167,7 +167,7 @@ def augment(ids: Sequence[int], transpose: int, stretch: float, encoding: TimeGr
             items[-1][1].setdefault(family, []).append((kind, pitch, velocity_bin if kind == _ON else None))
         elif vocab.END <= t < vocab.INSTRUMENT:
             items.append((tick, t))  # GENRE/END/PAD stay where they are; unknown ids go
-    emitter = _Emitter(encoding, family=_IMPLICIT)
+    emitter = Emitter(encoding, family=_IMPLICIT)
     last_in = 0
 
     def advance(item_tick: int) -> None:

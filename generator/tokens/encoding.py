@@ -43,6 +43,11 @@ class Encoding:
     time_shift_ms: int = vocab.TIME_SHIFT_STEP_MS
     n_time_shifts: int = vocab.N_TIME_SHIFTS
 
+    @property
+    def has_bars(self) -> bool:
+        """Beat time: bars, meters and chords are tokens, a tick is a fixed part of a beat."""
+        return False
+
     # -- time: the grid and the TIME_SHIFT tokens -----------------------------------------------
     @property
     def ticks_per_s(self) -> int:
@@ -228,9 +233,55 @@ class SberEncoding(Encoding):
         return sber.decode(ids, self)
 
 
+@dataclass(frozen=True)
+class BeatEncoding(DefaultEncoding):
+    """Beat time (tokens/beat_codec.py): ticks are 1/48 beat, 10 ms at the reference tempo of
+    125 bpm, so "seconds" here are reference seconds; BAR, METER and CHORD tokens; one-shot drums.
+    The sampler places BAR and METER itself (at the bar lines of the planned meter)."""
+
+    @property
+    def has_bars(self) -> bool:
+        return True
+
+    def token_name(self, token_id: int) -> str:
+        from generator.tokens import chords
+
+        t = int(token_id)
+        if t == vocab.BAR:
+            return "BAR"
+        if vocab.METER <= t < vocab.CHORD:
+            numerator, denominator = vocab.METERS[t - vocab.METER]
+            return f"METER({numerator}/{denominator})"
+        if vocab.CHORD <= t <= vocab.CHORD_NONE:
+            return f"CHORD({chords.chord_name(None if t == vocab.CHORD_NONE else t - vocab.CHORD)})"
+        if self.ticks_of(t):
+            return f"TIME_SHIFT({self.ticks_of(t)}/{vocab.STEPS_PER_BEAT} beat)"
+        return super().token_name(t)
+
+    def sampleable(self) -> np.ndarray:
+        m = super().sampleable()
+        m[vocab.BAR:vocab.CHORD] = False  # bar lines and meters come from the plan
+        return m
+
+    def encode(self, notes: Sequence[Note]) -> list[int]:
+        """Notes in reference seconds, in 4/4 from their first step, chords by analysis."""
+        from generator.tokens import beat_codec
+
+        end = max((self.tick(n.end_s) for n in notes), default=0)
+        bars = beat_codec.regular_bars((4, 4), end)
+        piece = beat_codec.BeatPiece(tuple(notes), bars, beat_codec.analysed_chords(notes, bars, self, end))
+        return beat_codec.encode(piece, self)
+
+    def decode(self, ids: Sequence[int]) -> list[Note]:
+        from generator.tokens import beat_codec
+
+        return list(beat_codec.decode_piece(ids, self).notes)
+
+
 DEFAULT = DefaultEncoding("default", vocab.VOCAB_SIZE, has_instruments=True)
 SBER = SberEncoding("sber", vocab.SBER_VOCAB_SIZE, has_instruments=False)
-ENCODINGS: dict[str, Encoding] = {e.name: e for e in (DEFAULT, SBER)}
+BEAT = BeatEncoding("beat", vocab.BEAT_VOCAB_SIZE, has_instruments=True)
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (DEFAULT, SBER, BEAT)}
 
 
 def encoding_named(name: str) -> Encoding:

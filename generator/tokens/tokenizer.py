@@ -27,7 +27,7 @@ import pretty_midi
 
 from generator.errors import InputError
 from generator.files import read_bytes_bounded
-from generator.tokens import default_codec, vocab
+from generator.tokens import beat_codec, chords, default_codec, vocab
 from generator.tokens.default_codec import DEFAULT_VELOCITY  # noqa: F401  (callers read it here)
 from generator.tokens.encoding import DEFAULT, Encoding
 from generator.tokens.notes import Note
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 MIDI_RESOLUTION = 600  # ticks per beat at 120 bpm: one 10 ms step is exactly 12 MIDI ticks
 MIDI_TEMPO_BPM = 120.0
+BEAT_MIDI_RESOLUTION = 480  # beat encoding: ticks per beat, 10 per step
+CHORD_LYRIC = "chord:"  # a lyric event naming the chord from there on (corpus/arrangers, beat MIDI files)
 
 # Limits of a MIDI file read from disk (`gen tokenize`, primers): real pieces are far below them.
 MAX_MIDI_BYTES = 4 << 20  # 4 MiB: about a million notes
@@ -99,9 +101,62 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
     return notes
 
 
+def _meter_named(numerator: int, denominator: int) -> tuple[int, int] | None:
+    """The vocabulary's meter for a time signature (2/2 is 4/4's bar), or None."""
+    meter = (int(numerator), int(denominator))
+    if meter in vocab.METERS:
+        return meter
+    return (4, 4) if meter == (2, 2) else None
+
+
+def midi_to_piece(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encoding) -> beat_codec.BeatPiece:
+    """A MIDI file on its own beat grid (ticks per beat and tempo map): notes at the reference tempo,
+    a bar at every downbeat of its time signatures (4/4 without any), and its chords: the
+    'chord:<index>' lyric events an arrangement wrote (corpus/arrangers), else the template
+    analysis of tokens/chords.py."""
+    pm = _load(midi)
+    per_beat = vocab.STEPS_PER_BEAT / pm.resolution
+
+    def step(seconds: float) -> int:
+        return round(pm.time_to_tick(seconds) * per_beat)
+
+    notes = []
+    for inst in pm.instruments:
+        family = int(vocab.instrument_family(int(inst.program), bool(inst.is_drum)))
+        for n in inst.notes:
+            start = beat_codec.on_grid(step(float(n.start)))
+            end = max(beat_codec.on_grid(step(float(n.end))), beat_codec.next_on_grid(start))
+            notes.append(Note(int(n.pitch), encoding.seconds(start), encoding.seconds(end), int(n.velocity), family))
+    end_step = max((encoding.tick(n.end_s) for n in notes), default=0)
+    signatures = sorted(pm.time_signature_changes, key=lambda ts: ts.time)
+    downbeats = [step(float(t)) for t in pm.get_downbeats()]
+    bars = []
+    for at in sorted(set(downbeats)):
+        if at >= max(end_step, 1):
+            break
+        inforce = [ts for ts in signatures if step(ts.time) <= at]
+        meter = _meter_named(inforce[-1].numerator, inforce[-1].denominator) if inforce else (4, 4)
+        bars.append(beat_codec.Bar(at, meter))
+    marks = []
+    for lyric in pm.lyrics:
+        if lyric.text.startswith(CHORD_LYRIC):
+            try:
+                marks.append((step(lyric.time), chords.chord_named(lyric.text.removeprefix(CHORD_LYRIC))))
+            except KeyError:
+                continue  # a lyric that only looks like a chord mark
+    if marks:
+        changes = tuple((at, chord) for at, chord in sorted(marks, key=lambda m: m[0]) if at < max(end_step, 1))
+    else:
+        changes = beat_codec.analysed_chords(notes, bars, encoding, end_step)
+    return beat_codec.BeatPiece(tuple(notes), tuple(bars), changes)
+
+
 def midi_to_ids(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encoding = DEFAULT) -> list[int]:
     """Token ids of a MIDI file (a path or a PrettyMIDI); a file past MAX_MIDI_TOKENS raises InputError."""
-    ids = notes_to_ids(midi_to_notes(midi), encoding=encoding)
+    if encoding.has_bars:
+        ids = beat_codec.encode(midi_to_piece(midi, encoding=encoding), encoding)
+    else:
+        ids = notes_to_ids(midi_to_notes(midi), encoding=encoding)
     if len(ids) > MAX_MIDI_TOKENS and not isinstance(midi, pretty_midi.PrettyMIDI):
         raise InputError(f"{midi}: {len(ids)} tokens, more than the limit of {MAX_MIDI_TOKENS} for a MIDI input; "
                          "fix: cut the file shorter")
@@ -113,20 +168,41 @@ def ids_to_midi(
     *,
     programs: Mapping[int, int] | None = None,
     encoding: Encoding = DEFAULT,
+    bpm: float | None = None,
 ) -> pretty_midi.PrettyMIDI:
     """A PrettyMIDI with one instrument per family present (named after the family).
 
     `programs` maps family -> General MIDI program (default family * 8; drums use the drum kit).
     Never raises for garbage ids: whatever cannot be decoded is skipped. Every note lasts at
     least 10 ms in the file (a zero-length one would be written as a note that never stops).
+
+    A beat encoding writes a file a DAW reads as music: 480 ticks per beat, one tempo event at
+    `bpm` (the reference tempo when None), a time signature at the first bar and at every change
+    of meter, and every note on its grid step (10 ticks per step).
     """
     programs = dict(programs or {})
     for family, program in programs.items():
         if not 0 <= int(program) <= 127:
             raise ValueError(f"programs[{family}] = {program} is outside 0..127")
-    pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
+    if encoding.has_bars:
+        tempo = float(bpm or vocab.REFERENCE_BPM)
+        piece = beat_codec.decode_piece(ids, encoding)
+        scale = vocab.REFERENCE_BPM / tempo  # reference seconds -> seconds at the track's tempo
+        decoded = [Note(n.pitch, n.start_s * scale, n.end_s * scale, n.velocity, n.instrument) for n in piece.notes]
+        pm = pretty_midi.PrettyMIDI(resolution=BEAT_MIDI_RESOLUTION, initial_tempo=tempo)
+        last = None
+        for bar in piece.bars:
+            if bar.meter is not None and bar.meter != last:
+                seconds = encoding.seconds(bar.step) * scale
+                pm.time_signature_changes.append(pretty_midi.TimeSignature(*bar.meter, seconds))
+                last = bar.meter
+        for at, chord in piece.chords:
+            pm.lyrics.append(pretty_midi.Lyric(CHORD_LYRIC + chords.chord_name(chord), encoding.seconds(at) * scale))
+    else:
+        pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO_BPM)
+        decoded = ids_to_notes(ids, encoding=encoding)
     by_family: dict[int, list[Note]] = {}
-    for note in ids_to_notes(ids, encoding=encoding):
+    for note in decoded:
         by_family.setdefault(note.instrument, []).append(note)
     for family in sorted(by_family):
         default_program = 0 if family == vocab.DRUMS_FAMILY else family * 8

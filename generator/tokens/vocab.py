@@ -40,6 +40,27 @@ N_INSTRUMENTS = len(INSTRUMENT_FAMILIES)
 SBER_VOCAB_SIZE = 394
 VOCAB_SIZE = INSTRUMENT + N_INSTRUMENTS  # 411
 
+# The beat encoding (docs/vocabulary.md, "Beat time") appends bars, meters and chords. Its
+# TIME_SHIFT(k) advances k + 1 steps of 1/48 beat (a quarter note): 10 ms at the reference tempo.
+BAR = 411
+METER = 412  # 412..417: METER(numerator/denominator), see METERS
+METERS: tuple[tuple[int, int], ...] = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))
+CHORD = METER + len(METERS)  # 418..513: CHORD(index), tokens/chords.py (quality * 12 + root)
+N_CHORD_TOKENS = 96
+CHORD_NONE = CHORD + N_CHORD_TOKENS  # 514: no chord (N.C.)
+BEAT_VOCAB_SIZE = CHORD_NONE + 1  # 515
+STEPS_PER_BEAT = 48  # 16ths (12), eighth triplets (16), sixteenth triplets (8), 32nds (6) all exact
+REFERENCE_BPM = 125.0  # one step is 10 ms at this tempo
+
+
+def is_instrument(token: int) -> bool:
+    return INSTRUMENT <= int(token) < INSTRUMENT + N_INSTRUMENTS
+
+
+def quarters_per_bar(meter: tuple[int, int]) -> float:
+    numerator, denominator = meter
+    return numerator * 4 / denominator
+
 
 def canonical_genre(name: str) -> str:
     """'ambient' -> 'calm', 'classical' -> 'classic'; raises KeyError for an unknown genre."""

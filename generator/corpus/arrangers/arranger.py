@@ -43,11 +43,9 @@ CHORD_LYRIC_PREFIX = "chord:"
 
 
 def chord_lyric(chord: Chord | None) -> str:
-    """'chord:<template index>' (tokens/chords.py) or 'chord:none'."""
-    if chord is None:
-        return CHORD_LYRIC_PREFIX + "none"
-    index = chord_templates.chord_of_pitch_classes(chord.pitch_classes, chord.root)
-    return CHORD_LYRIC_PREFIX + ("none" if index is None else str(index))
+    """'chord:' + the template's name (tokens/chords.py: 'chord:Dm7', 'chord:N.C.')."""
+    index = None if chord is None else chord_templates.chord_of_pitch_classes(chord.pitch_classes, chord.root)
+    return CHORD_LYRIC_PREFIX + chord_templates.chord_name(index)
 
 
 def mark_beat_grid(pm: pretty_midi.PrettyMIDI, events: list[ChordEvent], *, beats_per_bar: int,
