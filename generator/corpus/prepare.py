@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generator.corpus.shards import SHARD_ENCODING
 from generator.corpus.sources import SOURCES, Job, cache_id, list_jobs, load_job, stable_hash
 from generator.errors import InputError
 from generator.files import atomic_path, atomic_write_text
@@ -144,8 +145,7 @@ def _reason(error: Exception) -> str:
 
 def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0) -> PieceResult:
     """Build, check and tokenize one piece; a failure is a result with a reason, never a raise."""
-    from generator.corpus.shards import SHARD_ENCODING
-    from generator.tokens.tokenizer import midi_to_ids, seconds_of
+    from generator.tokens.tokenizer import midi_to_ids
 
     pm, reason = _build_midi(job, cache, timeout_s)
     if pm is not None:
@@ -158,7 +158,8 @@ def prepare_piece(job: Job, cache: Path | None = None, timeout_s: float = 240.0)
         return PieceResult(job, None, 0.0, f"tokenizer: {type(error).__name__}: {error}"[:200])
     if not ids or max(ids) >= SHARD_ENCODING.vocab_size:
         return PieceResult(job, None, 0.0, "no tokens")
-    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(seconds_of(ids, encoding=SHARD_ENCODING)), None)
+    # Seconds as the source plays (the beat encoding's own clock runs at its reference tempo).
+    return PieceResult(job, np.asarray(ids, dtype=np.uint16), float(pm.get_end_time()), None)
 
 
 def _worker(args) -> PieceResult:
@@ -272,7 +273,7 @@ def write_outputs(out: Path, kept: list[PieceResult], splits: dict[str, str]) ->
         tokens = np.concatenate(arrays).astype(np.uint16) if arrays else np.zeros(0, np.uint16)
         genre = np.array([vocab.GENRES.index(rows[i]["genre"]) for i in index], dtype=np.int8)
         _atomic_savez(out / "shards" / f"{split}.npz", tokens=tokens, offsets=offsets, genre=genre,
-                      piece=np.array(index, dtype=np.int32))
+                      piece=np.array(index, dtype=np.int32), encoding=np.asarray(SHARD_ENCODING.name))
     atomic_write_text(out / "pieces.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rows
 

@@ -1,8 +1,9 @@
 """Token shards: data/shards/{train,valid,test}.npz plus data/pieces.jsonl. No torch.
 
-A shard holds `tokens` (uint16, the default-encoding ids of every piece, concatenated, without
-GENRE/END), `offsets` (int64, n_pieces + 1), `genre` (int8, index into vocab.GENRES per piece)
-and `piece` (int32, the piece's row in pieces.jsonl).
+A shard holds `tokens` (uint16, the ids of every piece, concatenated, without GENRE/END),
+`offsets` (int64, n_pieces + 1), `genre` (int8, index into vocab.GENRES per piece), `piece`
+(int32, the piece's row in pieces.jsonl) and `encoding` (the name of the encoding of its ids; a
+shard without it is in the default encoding, as every shard was before the beat encoding).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 from generator.errors import InputError
 from generator.files import atomic_path
 from generator.tokens import vocab
-from generator.tokens.encoding import DEFAULT
+from generator.tokens.encoding import BEAT, DEFAULT, Encoding, encoding_named
 
-SHARD_ENCODING = DEFAULT  # the encoding of every shard's ids (and so of every model trained on them)
+SHARD_ENCODING = BEAT  # the encoding `gen data prepare` writes (and so of the models trained on it)
 SPLITS = ("train", "valid", "test")
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
 _ARRAYS = {"tokens": np.uint16, "offsets": np.int64, "genre": np.int8, "piece": np.int32}
@@ -33,6 +34,7 @@ class Shard:
     offsets: np.ndarray  # (n_pieces + 1,) int64
     genre: np.ndarray  # (n_pieces,) int8
     piece: np.ndarray  # (n_pieces,) int32
+    encoding: Encoding = DEFAULT
 
     def __len__(self) -> int:
         return len(self.genre)
@@ -57,10 +59,15 @@ def load_shard(path: str | Path) -> Shard:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in _ARRAYS}
+            name = str(data["encoding"]) if "encoding" in data.files else DEFAULT.name
     except KeyError as error:
         raise InputError(f"{path}: array {error} missing; expected {', '.join(_ARRAYS)}") from None
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable .npz shard ({error}); re-create it") from None
+    try:
+        encoding = encoding_named(name)
+    except ValueError:
+        raise InputError(f"{path}: its encoding {name[:40]!r} is unknown to this build; re-create the shard") from None
     offsets, n_pieces = arrays["offsets"], len(arrays["genre"])
     problems = []
     if len(offsets) != n_pieces + 1 or len(arrays["piece"]) != n_pieces:
@@ -69,15 +76,17 @@ def load_shard(path: str | Path) -> Shard:
         problems.append("offsets do not cover `tokens` in order")
     if n_pieces and (arrays["genre"].min() < 0 or arrays["genre"].max() >= len(vocab.GENRES)):
         problems.append(f"genre outside 0..{len(vocab.GENRES) - 1}")
-    if len(arrays["tokens"]) and arrays["tokens"].max() >= vocab.VOCAB_SIZE:
-        problems.append(f"token id {int(arrays['tokens'].max())} >= vocabulary size {vocab.VOCAB_SIZE}")
+    if len(arrays["tokens"]) and arrays["tokens"].max() >= encoding.vocab_size:
+        problems.append(f"token id {int(arrays['tokens'].max())} >= vocabulary size {encoding.vocab_size} "
+                        f"of its encoding {encoding.name!r}")
     if problems:
         raise InputError(f"{path}: {problems[0]}; re-create the shard")
-    return Shard(path, **{name: arrays[name].astype(dtype, copy=False) for name, dtype in _ARRAYS.items()})
+    return Shard(path, **{name: arrays[name].astype(dtype, copy=False) for name, dtype in _ARRAYS.items()},
+                 encoding=encoding)
 
 
 def write_shard(path: str | Path, pieces: Sequence[Sequence[int]], genres: Sequence[int | str],
-                piece_rows: Sequence[int] | None = None) -> None:
+                piece_rows: Sequence[int] | None = None, encoding: Encoding = DEFAULT) -> None:
     """Write a shard atomically. `genres` are vocab.GENRES indices or names."""
     path = Path(path)
     genre_ids = [g if isinstance(g, int) else vocab.GENRES.index(vocab.canonical_genre(g)) for g in genres]
@@ -88,6 +97,7 @@ def write_shard(path: str | Path, pieces: Sequence[Sequence[int]], genres: Seque
         "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         "genre": np.asarray(genre_ids, dtype=np.int8),
         "piece": np.asarray(range(len(pieces)) if piece_rows is None else piece_rows, dtype=np.int32),
+        "encoding": np.asarray(encoding.name),
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)

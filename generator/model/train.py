@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generator.corpus.shards import SHARD_ENCODING, Shard, data_sha256, load_shard, read_pieces, shard_path
+from generator.corpus.shards import Shard, data_sha256, load_shard, read_pieces, shard_path
 from generator.errors import CheckpointError, InputError
 from generator.files import file_sha256
 from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
 from generator.model.transformer import ModelConfig, MusicTransformer
-from generator.tokens import vocab
+from generator.tokens import beat_codec, vocab
 from generator.tokens.tokenizer import augment_ids
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,28 @@ def train_pieces(data_dir: Path, shard: Shard, exclude_licences: tuple[str, ...]
 
 def family_before(ids: np.ndarray, index: int) -> int:
     """The instrument family in force just before ids[index] (piano before any INSTRUMENT)."""
-    marks = np.flatnonzero(ids[:index] >= vocab.INSTRUMENT)
+    head = ids[:index]
+    marks = np.flatnonzero((head >= vocab.INSTRUMENT) & (head < vocab.INSTRUMENT + vocab.N_INSTRUMENTS))
     return int(ids[marks[-1]]) - vocab.INSTRUMENT if marks.size else 0
+
+
+def extended_state(parent: dict, model: MusicTransformer, source: object) -> dict:
+    """The parent's weights for `model`; a parent with a smaller vocabulary (a default-encoding model
+    warm-starting a beat-encoding one, whose ids extend the default ones) gives its rows for the ids
+    they share, and the new ids keep the model's fresh initialisation."""
+    state = dict(parent)
+    for name, tensor in model.state_dict().items():
+        old = state.get(name)
+        if old is None or old.shape == tensor.shape:
+            continue
+        if old.dim() >= 1 and old.shape[1:] == tensor.shape[1:] and old.shape[0] < tensor.shape[0]:
+            grown = tensor.clone()
+            grown[: old.shape[0]] = old
+            state[name] = grown
+        else:
+            raise CheckpointError(f"{source}: its {name} has shape {tuple(old.shape)}, this model needs "
+                                  f"{tuple(tensor.shape)}; --init takes a model of the same size")
+    return state
 
 
 class WindowSampler:
@@ -133,6 +153,7 @@ class WindowSampler:
     def __init__(self, shard: Shard, pieces: np.ndarray, max_seq: int, augment: bool,
                  instruments: bool = True, genre_dropout: float = 0.0) -> None:
         self.shard, self.max_seq, self.augment, self.instruments = shard, max_seq, augment, instruments
+        self.bars = shard.encoding.has_bars
         self.genre_dropout = genre_dropout
         lengths = shard.lengths()
         self.by_genre = []
@@ -153,6 +174,10 @@ class WindowSampler:
         g, members, weights = self.by_genre[rng.integers(len(self.by_genre))]
         ids = self.shard.ids(int(members[rng.choice(len(members), p=weights)]))
         body = self.max_seq - 1
+        if self.bars:
+            tokens, ended = self._bar_window(ids, body, rng)
+            prefix = vocab.NO_GENRE if self.genre_dropout and rng.random() < self.genre_dropout else vocab.GENRE + g
+            return [prefix] + tokens[:body] + ([vocab.END] if ended else [])
         # One window in ten starts at the beginning: generation starts from the genre token alone.
         start = 0 if rng.random() < 0.1 else int(rng.integers(0, max(1, len(ids) - body + 1)))
         head: list[int] = []
@@ -170,6 +195,23 @@ class WindowSampler:
         # Drawn only when asked for, so a run without dropout keeps its window stream.
         prefix = vocab.NO_GENRE if self.genre_dropout and rng.random() < self.genre_dropout else vocab.GENRE + g
         return [prefix] + tokens[:body] + ([vocab.END] if ended else [])
+
+    def _bar_window(self, ids: np.ndarray, body: int, rng: np.random.Generator) -> tuple[list[int], bool]:
+        """Beat encoding: a window starts at a bar line and restates the meter, chord and instrument
+        in force there (beat_codec.window_from_bar, as the sampler's re-primed windows do); the
+        augmentation transposes notes and chord roots by -3..+3 (time is beats: no stretch)."""
+        start = 0 if rng.random() < 0.1 else int(rng.integers(0, max(1, len(ids) - body + 1)))
+        if start > 0:
+            bar_lines = np.flatnonzero(ids[: start + 1] == vocab.BAR)
+            start = int(bar_lines[-1]) if bar_lines.size else 0
+        if start > 0:
+            window = beat_codec.window_from_bar(ids[: start + body + 8], start)
+        else:
+            window = ids[: body + 8].tolist()
+        if self.augment:
+            window = beat_codec.transpose(window, int(rng.integers(-3, 4)))
+        ended = start + body + 8 >= len(ids) and len(window) <= body
+        return window, ended
 
     def batch(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) each (B, max_seq); PAD in y is ignored by the loss."""
@@ -323,12 +365,14 @@ class Trainer:
         self.pieces = train_pieces(Path(opts.data_dir), self.shard, opts.exclude_licences, opts.exclude_sources)
         parent = self._init_checkpoint(opts) if state is None and opts.init else None
         config = ModelConfig(**(state or parent)["config"]) if (state or parent) else model_config(opts)
+        encoding = self.shard.encoding
         if opts.genre_dropout > 0:
             config = replace(config, unconditioned=True)
+        config = replace(config, vocab_size=encoding.vocab_size)
         torch.manual_seed(opts.seed)
-        self.model = MusicTransformer(config, SHARD_ENCODING).to(self.device).train()
+        self.model = MusicTransformer(config, encoding).to(self.device).train()
         if parent is not None:
-            self.model.load_state_dict(parent["model"])
+            self.model.load_state_dict(extended_state(parent["model"], self.model, opts.init))
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=opts.lr, betas=(0.9, 0.95))
         self.sampler = WindowSampler(self.shard, self.pieces, config.max_seq, opts.augment,
                                      instruments=self.model.encoding.has_instruments,
