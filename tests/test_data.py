@@ -20,7 +20,7 @@ SHARED = REPO.parent / "shared"  # the whole licence-checked corpus, beside the 
 CORPUS = REPO / "tests" / "fixtures" / "shared" / "corpus"  # a miniature copy, always present
 needs_shared = pytest.mark.skipif(not (SHARED / "corpus").is_dir(),
                                   reason="the full corpus (../shared/corpus) is not beside this clone")
-SHARD_KEYS = {"tokens", "offsets", "genre", "piece"}
+SHARD_KEYS = {"tokens", "offsets", "genre", "piece", "encoding"}
 ROW_KEYS = {"id", "title", "composer", "genre", "source", "source_version", "licence", "licence_class",
             "synthetic", "split", "n_tokens", "seconds"}
 LICENCE_CLASSES = {"pd", "permissive", "copyleft", "none", "synthetic"}
@@ -88,14 +88,15 @@ def _check_shards(out: Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray
     shards = {s: _load_split(out, s) for s in ("train", "valid", "test")}
     seen: list[int] = []
     for split, shard in shards.items():
-        assert set(shard) == SHARD_KEYS
+        assert set(shard) == SHARD_KEYS and str(shard["encoding"]) == "beat"
         assert shard["tokens"].dtype == np.uint16 and shard["offsets"].dtype == np.int64
         assert shard["genre"].dtype == np.int8 and shard["piece"].dtype == np.int32
         offsets = shard["offsets"]
         assert offsets[0] == 0 and offsets[-1] == shard["tokens"].size and np.all(np.diff(offsets) > 0)
         assert len(shard["genre"]) == len(shard["piece"]) == len(offsets) - 1
         if shard["tokens"].size:
-            assert int(shard["tokens"].max()) < vocab.VOCAB_SIZE
+            assert int(shard["tokens"].max()) < vocab.BEAT_VOCAB_SIZE
+            assert np.count_nonzero(shard["tokens"] == vocab.BAR) > 0
             assert not np.isin(shard["tokens"], [vocab.END, vocab.PAD, *range(vocab.GENRE, vocab.INSTRUMENT)]).any()
         for k, index in enumerate(shard["piece"]):
             row = rows[index]

@@ -197,20 +197,15 @@ class WindowSampler:
         return [prefix] + tokens[:body] + ([vocab.END] if ended else [])
 
     def _bar_window(self, ids: np.ndarray, body: int, rng: np.random.Generator) -> tuple[list[int], bool]:
-        """Beat encoding: a window starts at a bar line and restates the meter, chord and instrument
-        in force there (beat_codec.window_from_bar, as the sampler's re-primed windows do); the
+        """Beat encoding: a window cut from the middle restates the meter, chord and instrument in
+        force at the cut (beat_codec.window_at, as the sampler's re-primed windows do); the
         augmentation transposes notes and chord roots by -3..+3 (time is beats: no stretch)."""
         start = 0 if rng.random() < 0.1 else int(rng.integers(0, max(1, len(ids) - body + 1)))
-        if start > 0:
-            bar_lines = np.flatnonzero(ids[: start + 1] == vocab.BAR)
-            start = int(bar_lines[-1]) if bar_lines.size else 0
-        if start > 0:
-            window = beat_codec.window_from_bar(ids[: start + body + 8], start)
-        else:
-            window = ids[: body + 8].tolist()
+        piece = ids[: start + body + 1]
+        window = beat_codec.window_at(piece, start) if start > 0 else piece.tolist()
         if self.augment:
             window = beat_codec.transpose(window, int(rng.integers(-3, 4)))
-        ended = start + body + 8 >= len(ids) and len(window) <= body
+        ended = start + body + 1 >= len(ids) and len(window) <= body
         return window, ended
 
     def batch(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

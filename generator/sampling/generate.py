@@ -21,7 +21,7 @@ import torch
 from generator.errors import InputError
 from generator.sampling.filters import filter_logits, guide, new_rp_table, rp_update, sample_from_logits
 from generator.sampling.params import SamplingParams
-from generator.sampling.rowstate import ENDINGS, RowState
+from generator.sampling.rowstate import ENDINGS, BarPlan, RowState
 from generator.tokens import vocab
 from generator.tokens.encoding import Encoding
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 MAX_PRIMER_TOKENS = 512
 SUPPORTED_METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))
 GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat: each divides the 48 steps of a beat
+# A beat-time request without its own values plays at its genre's tempo on its genre's grid:
+# sixteenths everywhere, and eighth triplets where the genre swings or uses them (jazz, classic).
+DEFAULT_BPM = {"classic": 96.0, "jazz": 132.0, "calm": 64.0, "pop": 108.0}
+DEFAULT_GRID = {"classic": (4, 3), "jazz": (3, 4), "calm": (4, 3), "pop": (4,)}
 
 Progress = Callable[[int, int], None]  # (requests finished, requests in all)
 
@@ -84,7 +88,7 @@ class GenerationRequest:
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "
                              "(a shorter --primer-seconds)")
-        if any(not (0 <= int(t) < vocab.END or vocab.INSTRUMENT <= int(t) < vocab.VOCAB_SIZE)
+        if any(not (0 <= int(t) < vocab.END or vocab.INSTRUMENT <= int(t) < vocab.BEAT_VOCAB_SIZE)
                for t in self.primer_ids):
             raise InputError("primer_ids hold END, PAD, GENRE or unknown ids: use note, velocity, time-shift "
                              "and instrument ids only (primer_from_midi makes them)")
@@ -167,15 +171,27 @@ def _new_row(index: int, request: GenerationRequest, encoding: Encoding) -> RowS
         raise InputError(f"primer holds ids >= {encoding.vocab_size}, the model's vocabulary (the "
                          f"{encoding.name!r} encoding): make the primer in that encoding")
     row = RowState(index, request.genre_token, tuple(int(t) for t in request.primer_ids), request.duration_s,
-                   request.ending, request.seed, encoding, request.max_note_s, request.instruments)
+                   request.ending, request.seed, encoding, request.max_note_s, request.instruments,
+                   bars=bar_plan(request) if encoding.has_bars else None)
     if row.ticks >= row.target_ticks:
         raise InputError(f"primer lasts {encoding.seconds(row.ticks):.2f} s, not less than duration_s "
                          f"{request.duration_s}: use a longer duration or a shorter primer")
     return row
 
 
+def bar_plan(request: GenerationRequest) -> BarPlan:
+    """The bars a beat-time request plays: its meter and tempo (or its genre's), and the whole
+    number of bars nearest to its duration (at least one)."""
+    genre = vocab.canonical_genre(request.genre)
+    meter = tuple(request.meter) if request.meter is not None else (4, 4)
+    bpm = float(request.bpm) if request.bpm is not None else DEFAULT_BPM[genre]
+    grid = tuple(request.grid) if request.grid is not None else DEFAULT_GRID[genre]
+    bar_s = vocab.quarters_per_bar(meter) * 60.0 / bpm
+    return BarPlan(meter, bpm, max(1, round(request.duration_s / bar_s)), grid)
+
+
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
-    return GenerationResult(tuple(row.tokens), row.encoding.seconds(row.ticks), row.stop_reason or "duration",
+    return GenerationResult(tuple(row.tokens), row.music_seconds, row.stop_reason or "duration",
                             row.n_new, wall_s, request.ending)
 
 

@@ -10,6 +10,8 @@ uses a short tail in which the model may still release notes, and leaves the fad
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -35,13 +37,41 @@ def tail_ticks(target_ticks: int, ending: str, encoding: Encoding) -> int:
     return int(min(0.5 * per_s, 0.1 * target_ticks))
 
 
+@dataclass(frozen=True)
+class BarPlan:
+    """How a beat-time row keeps time: its meter, tempo, whole number of bars and onset grid (the
+    parts of a beat a note may start or end on: 4 sixteenths, 3 eighth triplets...)."""
+
+    meter: tuple[int, int]
+    bpm: float
+    n_bars: int
+    grid: tuple[int, ...]
+
+    @property
+    def bar_steps(self) -> int:
+        return round(vocab.quarters_per_bar(self.meter) * vocab.STEPS_PER_BEAT)
+
+    @property
+    def seconds_per_step(self) -> float:
+        return 60.0 / self.bpm / vocab.STEPS_PER_BEAT
+
+    def on_grid(self) -> np.ndarray:
+        """(bar_steps + 1,) bool: the positions in a bar where time may stop (the bar line too)."""
+        positions = np.arange(self.bar_steps + 1)
+        ok = np.zeros(self.bar_steps + 1, dtype=bool)
+        for parts in self.grid:
+            ok |= positions % (vocab.STEPS_PER_BEAT // int(parts)) == 0
+        ok[-1] = True
+        return ok
+
+
 class RowState:
     """A row's tokens (primer + new, no genre), clock in ticks of its encoding, sounding
     (family, pitch) set, and its own random stream. Mirrors default_codec.decode's note semantics."""
 
     def __init__(self, index: int, genre_token: int, primer: tuple[int, ...], target_s: float,
                  ending: str, seed: int, encoding: Encoding, max_note_s: float | None = None,
-                 instruments: tuple[int, ...] | None = None) -> None:
+                 instruments: tuple[int, ...] | None = None, bars: BarPlan | None = None) -> None:
         self.index = index
         self.encoding = encoding
         per_s = encoding.ticks_per_s
@@ -62,6 +92,20 @@ class RowState:
         self.target_ticks = round(target_s * per_s)
         self.ending = ending
         self.tail = tail_ticks(self.target_ticks, ending, encoding)
+        # Beat time: BAR (and at the first bar METER) forced at every bar line, time shifts only to
+        # grid positions and never across a bar line; the track is n_bars long and its last bar
+        # only rings (new notes at its downbeat, none after).
+        self.bars = bars
+        if bars is not None:
+            self.target_ticks = bars.n_bars * bars.bar_steps
+            self.tail = bars.bar_steps - 1
+            self._grid = bars.on_grid()
+            self._shift_steps = np.arange(1, encoding.n_time_shifts + 1)
+            # Notes held this long are released: the ring of a whole final bar must not count.
+            if self.max_hold_ticks is not None:
+                self.max_hold_ticks = max(self.max_hold_ticks, 2 * bars.bar_steps)
+        self.next_bar_tick = 0  # the clock position of the next bar line still to be marked
+        self.meter_stated = False
         self.n_primer = len(primer)
         self.cap = int(target_s * TOKENS_PER_S_CAP) + CAP_SLACK
         self.stop_reason: str | None = None
@@ -90,14 +134,26 @@ class RowState:
         self.tokens.append(t)
         self.since_shift += 1
         if vocab.NOTE_ON <= t < vocab.NOTE_OFF:
-            self.sounding[(self.family, t - vocab.NOTE_ON)] = self.ticks  # a retrigger restarts it
+            if not (self.bars is not None and self.family == vocab.DRUMS_FAMILY):  # beat time: drums are one-shot
+                self.sounding[(self.family, t - vocab.NOTE_ON)] = self.ticks  # a retrigger restarts it
         elif vocab.NOTE_OFF <= t < vocab.VELOCITY:
             self.sounding.pop((self.family, t - vocab.NOTE_OFF), None)
         elif vocab.TIME_SHIFT <= t < vocab.END:
             self.ticks += self.encoding.ticks_of(t)
             self.since_shift = 0
-        elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
+        elif vocab.is_instrument(t):
             self.family = t - vocab.INSTRUMENT
+        elif t == vocab.BAR and self.bars is not None:
+            self.next_bar_tick = self.ticks + self.bars.bar_steps
+        elif vocab.METER <= t < vocab.CHORD:
+            self.meter_stated = True
+
+    @property
+    def music_seconds(self) -> float:
+        """Seconds of music so far, at the row's tempo (beat time) or on the encoding's clock."""
+        if self.bars is not None:
+            return self.ticks * self.bars.seconds_per_step
+        return float(self.encoding.seconds(self.ticks))
 
     def uniform(self) -> float:
         """The next number of this row's own stream (a row samples alike in any batch)."""
@@ -111,9 +167,16 @@ class RowState:
         """[genre] + the row's tokens, or + its last max_seq // 2 when they do not fit. A window
         cut from the middle starts with the INSTRUMENT token in force at the cut (in place of its
         oldest token), so its first note events belong to the right family instead of piano, the
-        family the model assumes before any INSTRUMENT token."""
+        family the model assumes before any INSTRUMENT token. A beat-time row restates the meter,
+        chord and instrument in force at the cut, as its training windows did (beat_codec.window_at);
+        every row's prompt has the same length, so a batch re-primes in one forward."""
         if 1 + len(self.tokens) <= max_seq:
             return [self.genre_token, *self.tokens]
+        if self.encoding.has_bars:
+            from generator.tokens import beat_codec
+
+            head = len(beat_codec.window_at(self.tokens, len(self.tokens)))
+            return [self.genre_token, *beat_codec.window_at(self.tokens, len(self.tokens) - (max_seq // 2 - head))]
         if not self.encoding.has_instruments:
             return [self.genre_token, *self.tokens[-(max_seq // 2):]]
         cut = len(self.tokens) - max_seq // 2 + 1
@@ -122,7 +185,7 @@ class RowState:
     def _family_before(self, index: int) -> int:
         """The instrument family in force just before tokens[index] (piano before any INSTRUMENT)."""
         for i in range(index - 1, -1, -1):  # no copy of the history: this runs at every re-prime
-            if self.tokens[i] >= vocab.INSTRUMENT:
+            if vocab.is_instrument(self.tokens[i]):
                 return self.tokens[i] - vocab.INSTRUMENT
         return 0
 
@@ -165,10 +228,15 @@ class RowState:
 
     def _release_choices(self) -> bool:
         """In the tail, does the model still choose anything? (fade: releasing sounding notes)."""
-        return self.ending == "fade" and bool(self.sounding)
+        return self.ending == "fade" and bool(self.sounding) and self.bars is None
 
     def allowed(self) -> np.ndarray:
         """(V,) bool: the tokens this row may emit next."""
+        forced = self._bar_line()
+        if forced is not None:
+            m = np.zeros(self.encoding.vocab_size, dtype=bool)
+            m[forced] = True
+            return m
         m = self.encoding.sampleable()
         if self.palette is not None:
             m[self.encoding.instrument_ids] = self.palette
@@ -182,6 +250,8 @@ class RowState:
                 m[vocab.NOTE_OFF + pitch] = True
         remaining = self.target_ticks - self.ticks
         m[self.encoding.longer_shifts(remaining)] = False
+        if self.bars is not None:
+            m[vocab.TIME_SHIFT:vocab.TIME_SHIFT + self.encoding.n_time_shifts] &= self._grid_shifts()
         overdue = self._overdue()
         if overdue and not self.releasing:
             return self._only_release(overdue)
@@ -193,6 +263,23 @@ class RowState:
                 for family in {f for f, _ in self.sounding} - {self.family}:
                     m[self.encoding.instrument_token(family)] = True
         return m
+
+    def _bar_line(self) -> int | None:
+        """The token the plan forces now: BAR on a bar line not yet marked, then the meter once."""
+        if self.bars is None:
+            return None
+        if self.ticks >= self.next_bar_tick:
+            return vocab.BAR
+        if not self.meter_stated and self.tokens and self.tokens[-1] == vocab.BAR:
+            return vocab.METER + vocab.METERS.index(self.bars.meter)
+        return None
+
+    def _grid_shifts(self) -> np.ndarray:
+        """(n_time_shifts,) bool: the shifts that land on the grid without crossing the bar line."""
+        position = self.ticks - (self.next_bar_tick - self.bars.bar_steps)
+        lands = position + self._shift_steps
+        inside = lands <= self.bars.bar_steps
+        return inside & self._grid[np.minimum(lands, self.bars.bar_steps)]
 
     def _overdue(self) -> list[tuple[int, int]]:
         if self.max_hold_ticks is None:

@@ -225,20 +225,9 @@ def state_before(ids: Sequence[int] | np.ndarray, index: int) -> tuple[int | Non
     return meter, chord, family
 
 
-def window_from_bar(ids: Sequence[int] | np.ndarray, bar_index: int) -> list[int]:
-    """The ids from the BAR at `bar_index` on, restating what is in force there: BAR, METER,
-    CHORD (when one was stated), INSTRUMENT, then the rest (the training windows and the
-    sampler's re-primed windows both start this way)."""
-    meter, chord, family = state_before(ids, bar_index)
-    j = bar_index + 1
-    while j < len(ids) and (vocab.METER <= int(ids[j]) <= vocab.CHORD_NONE):
-        t = int(ids[j])
-        if t < vocab.CHORD:
-            meter = t
-        else:
-            chord = t
-        j += 1
-    head = [vocab.BAR] + ([meter] if meter is not None else []) + ([chord] if chord is not None else [])
-    if not (j < len(ids) and vocab.is_instrument(int(ids[j]))):
-        head.append(vocab.INSTRUMENT + family)
-    return head + [int(t) for t in ids[j:]]
+def window_at(ids: Sequence[int] | np.ndarray, index: int) -> list[int]:
+    """ids[index:] after what is in force there: METER, CHORD (each once stated) and INSTRUMENT.
+    The training windows and the sampler's re-primed windows both start this way."""
+    meter, chord, family = state_before(ids, index)
+    head = ([meter] if meter is not None else []) + ([chord] if chord is not None else [])
+    return head + [vocab.INSTRUMENT + family] + [int(t) for t in ids[index:]]

@@ -1,0 +1,190 @@
+"""The beat encoding (tokens/beat_codec.py) and beat-time sampling: bars, meters, chords, grid."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+
+from generator.model.transformer import ModelConfig, MusicTransformer
+from generator.sampling.generate import GenerationRequest, bar_plan, generate
+from generator.sampling.params import SamplingParams
+from generator.tokens import beat_codec, chords, tokenizer, vocab
+from generator.tokens.encoding import BEAT, encoding_of
+from generator.tokens.notes import Note
+
+
+def _waltz_midi(tempo: float = 90.0) -> pretty_midi.PrettyMIDI:
+    """Four bars of 3/4 at `tempo`: a C major then G7 accompaniment, a melody, drums on beat 1."""
+    pm = pretty_midi.PrettyMIDI(initial_tempo=tempo, resolution=480)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(3, 4, 0.0)]
+    beat = 60.0 / tempo
+    piano = pretty_midi.Instrument(program=0)
+    drums = pretty_midi.Instrument(program=0, is_drum=True)
+    for bar in range(4):
+        chord = (48, 52, 55) if bar % 2 == 0 else (43, 47, 50, 53)
+        for pitch in chord:
+            piano.notes.append(pretty_midi.Note(70, pitch, bar * 3 * beat, (bar * 3 + 3) * beat))
+        # A melody note that starts 7 ms late (a humanised onset): it lands on the grid.
+        piano.notes.append(pretty_midi.Note(90, 72 + bar, bar * 3 * beat + beat + 0.007, bar * 3 * beat + 2 * beat))
+        drums.notes.append(pretty_midi.Note(100, 36, bar * 3 * beat, bar * 3 * beat + 0.05))
+    pm.instruments += [piano, drums]
+    return pm
+
+
+def test_a_midi_file_becomes_bars_chords_and_grid_steps():
+    piece = tokenizer.midi_to_piece(_waltz_midi(), encoding=BEAT)
+    assert [b.step for b in piece.bars] == [0, 144, 288, 432] and {b.meter for b in piece.bars} == {(3, 4)}
+    names = [chords.chord_name(c) for _, c in piece.chords]
+    assert names == ["C", "G7", "C", "G7"], names  # one chord per 3/4 bar, by the template rule
+    melody = sorted((n for n in piece.notes if n.pitch >= 72), key=lambda n: n.start_s)
+    assert [BEAT.tick(n.start_s) for n in melody] == [48, 192, 336, 480]  # 7 ms late -> on the beat
+
+
+def test_tokens_mark_bars_meter_chords_and_drums_have_no_note_off():
+    ids = tokenizer.midi_to_ids(_waltz_midi(), encoding=BEAT)
+    names = tokenizer.names(ids, encoding=BEAT)
+    assert names[:3] == ["BAR", "METER(3/4)", "CHORD(C)"]
+    assert names.count("BAR") == 4 and names.count("METER(3/4)") == 1
+    assert "CHORD(G7)" in names
+    drums_on = False
+    for token in ids:
+        if vocab.is_instrument(token):
+            drums_on = token == vocab.INSTRUMENT + vocab.DRUMS_FAMILY
+        elif drums_on:
+            assert not vocab.NOTE_OFF <= token < vocab.VELOCITY, "a drum hit is one-shot"
+    # Between two BARs the time shifts add up to exactly one 3/4 bar.
+    bars = [i for i, t in enumerate(ids) if t == vocab.BAR]
+    for a, b in zip(bars, bars[1:]):
+        assert sum(BEAT.ticks_of(t) for t in ids[a:b]) == 3 * vocab.STEPS_PER_BEAT
+
+
+def test_beat_midi_round_trips_and_reads_as_whole_bars_in_music21_and_mido(tmp_path):
+    ids = tokenizer.midi_to_ids(_waltz_midi(), encoding=BEAT)
+    path = tmp_path / "waltz.mid"
+    tokenizer.ids_to_midi(ids, encoding=BEAT, bpm=72).write(str(path))
+    assert tokenizer.midi_to_ids(path, encoding=BEAT) == ids  # chords travel as lyric events
+    midi = mido.MidiFile(str(path))
+    assert midi.ticks_per_beat == 480
+    metas = [m for track in midi.tracks for m in track if m.is_meta]
+    assert [round(mido.tempo2bpm(m.tempo), 3) for m in metas if m.type == "set_tempo"] == [72.0]
+    assert [(m.numerator, m.denominator) for m in metas if m.type == "time_signature"] == [(3, 4)]
+    for track in midi.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if message.type == "note_on":
+                assert now % 10 == 0, "every note on a 1/48-beat step"
+    import music21
+
+    score = music21.converter.parse(str(path))
+    measures = score.parts[0].getElementsByClass("Measure")
+    assert len(measures) == 4
+    assert all(m.duration.quarterLength == 3.0 for m in measures)
+
+
+def test_transpose_moves_notes_and_chord_roots_not_drums():
+    ids = tokenizer.midi_to_ids(_waltz_midi(), encoding=BEAT)
+    up = beat_codec.transpose(ids, 2)
+    assert "CHORD(D)" in tokenizer.names(up, encoding=BEAT) and "CHORD(A7)" in tokenizer.names(up, encoding=BEAT)
+    before, after = beat_codec.decode_piece(ids, BEAT), beat_codec.decode_piece(up, BEAT)
+    drums = [n.pitch for n in after.notes if n.instrument == vocab.DRUMS_FAMILY]
+    assert drums == [36] * 4
+    assert sorted(n.pitch + 2 for n in before.notes if n.instrument != vocab.DRUMS_FAMILY) == \
+        sorted(n.pitch for n in after.notes if n.instrument != vocab.DRUMS_FAMILY)
+
+
+def test_window_restates_meter_chord_and_instrument_in_force():
+    ids = tokenizer.midi_to_ids(_waltz_midi(), encoding=BEAT)
+    cut = len(ids) // 2
+    window = beat_codec.window_at(ids, cut)
+    meter, chord, family = beat_codec.state_before(ids, cut)
+    assert window[:3] == [meter, chord, vocab.INSTRUMENT + family] and window[3:] == list(ids[cut:])
+    assert meter == vocab.METER + vocab.METERS.index((3, 4))
+
+
+def test_chord_templates_prefer_triads_and_name_sevenths():
+    weights = np.zeros(12)
+    weights[[0, 4, 7]] = 1
+    assert chords.chord_name(chords.best_chord(weights)) == "C"
+    weights[10] = 1
+    assert chords.chord_name(chords.best_chord(weights)) == "C7"
+    assert chords.best_chord(np.ones(12)) is None  # a cluster names no chord
+    assert all(chords.chord_named(chords.chord_name(i)) == i for i in range(chords.N_CHORDS))
+
+
+def _tiny_beat_model(seed: int = 0, time_bias: float = 4.0) -> MusicTransformer:
+    """The tiny random beat model; `time_bias` on the TIME_SHIFT logits makes time pass."""
+    torch.manual_seed(seed)
+    model = MusicTransformer(replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size), BEAT).eval()
+    with torch.no_grad():
+        model.head.bias[vocab.TIME_SHIFT:vocab.END] += time_bias
+    return model
+
+
+@pytest.mark.parametrize("meter,bpm,grid", [((4, 4), 120.0, (4,)), ((3, 4), 90.0, (3,)), ((6, 8), 100.0, (2,))])
+def test_a_random_beat_model_keeps_time(meter, bpm, grid):
+    """Even an untrained model's track has its bars at the bar lines, its onsets on the grid, a
+    whole number of bars, the meter stated once, and a length of bars x bar seconds."""
+    model = _tiny_beat_model()
+    request = GenerationRequest("pop", 5, 20.0, params=SamplingParams.plain(), bpm=bpm, meter=meter, grid=grid)
+    result = generate(model, [request])[0]
+    plan = bar_plan(request)
+    ids = list(result.ids)
+    assert result.stop_reason == "duration"
+    assert ids.count(vocab.BAR) == plan.n_bars and ids[:2] == [vocab.BAR, vocab.METER + vocab.METERS.index(meter)]
+    assert sum(1 for t in ids if vocab.METER <= t < vocab.CHORD) == 1
+    assert result.duration_s == pytest.approx(plan.n_bars * vocab.quarters_per_bar(meter) * 60 / bpm)
+    assert abs(result.duration_s - 20.0) <= vocab.quarters_per_bar(meter) * 60 / bpm / 2
+    clock, step_of_part = 0, vocab.STEPS_PER_BEAT // grid[0]
+    for token in ids:
+        if token == vocab.BAR:
+            assert clock % plan.bar_steps == 0
+        elif vocab.NOTE_ON <= token < vocab.VELOCITY:
+            assert clock % step_of_part == 0, "every note event on the grid"
+        clock += BEAT.ticks_of(token)
+    assert clock == plan.n_bars * plan.bar_steps
+    # The last bar only rings: nothing starts after its downbeat.
+    last_bar = max(i for i, t in enumerate(ids) if t == vocab.BAR)
+    tail = ids[last_bar:]
+    first_shift = next(i for i, t in enumerate(tail) if BEAT.ticks_of(t))
+    assert not any(vocab.NOTE_ON <= t < vocab.NOTE_OFF for t in tail[first_shift:])
+    midi = tokenizer.ids_to_midi(ids, encoding=BEAT, bpm=bpm)
+    data = io.BytesIO()
+    midi.write(data)
+    data.seek(0)
+    back = pretty_midi.PrettyMIDI(data)
+    assert len(back.get_downbeats()) >= plan.n_bars and back.get_tempo_changes()[1][0] == pytest.approx(bpm, rel=1e-5)
+
+
+def test_beat_rows_sample_alike_alone_and_in_a_batch_past_the_context_window():
+    model = _tiny_beat_model(1)
+    requests = [GenerationRequest("jazz", s, 12.0, params=SamplingParams.plain(), bpm=150.0) for s in (1, 2, 3)]
+    together = generate(model, requests, batch_size=3)
+    alone = [generate(model, [r])[0] for r in requests]
+    assert [r.ids for r in together] == [r.ids for r in alone]
+    assert max(len(r.ids) for r in together) > model.config.max_seq  # the re-prime ran
+
+
+def test_warm_start_keeps_the_shared_rows():
+    from generator.model.train import extended_state
+
+    torch.manual_seed(0)
+    parent = MusicTransformer(ModelConfig.tiny())
+    child = _tiny_beat_model()
+    state = extended_state(parent.state_dict(), child, "parent.pt")
+    child.load_state_dict(state)
+    assert torch.equal(child.embed.weight[: vocab.VOCAB_SIZE], parent.embed.weight)
+    assert encoding_of(child) is BEAT
+
+
+def test_notes_in_reference_seconds_encode_in_four_four():
+    notes = [Note(60, 0.0, 0.48, 80), Note(64, 0.48, 0.96, 80), Note(67, 1.92, 2.4, 80)]
+    ids = BEAT.encode(notes)
+    assert ids.count(vocab.BAR) == 2  # 1.92 reference seconds = 4 beats: the second bar
+    assert [n.pitch for n in BEAT.decode(ids)] == [60, 64, 67]
