@@ -33,6 +33,12 @@ def sample(
     ending: Annotated[
         str, typer.Option("--ending", help="ring (last notes ring) or fade (the renderer fades)."),
     ] = "ring",
+    bpm: Annotated[
+        float | None, typer.Option("--bpm", help="Tempo (beat-time models; default: the genre's).", min=20, max=300),
+    ] = None,
+    meter: Annotated[
+        str | None, typer.Option("--meter", help="2/4, 3/4, 4/4, 6/8, 9/8 or 12/8 (beat-time models; default 4/4)."),
+    ] = None,
     *,
     params: SamplingParams,
 ) -> None:
@@ -58,18 +64,22 @@ def sample(
 
     from generator.model.checkpoint import load_checkpoint
     from generator.paths import SHIPPED_CHECKPOINT
-    from generator.sampling.generate import GenerationRequest, generate
+    from generator.sampling.generate import GenerationRequest, generate, parse_meter
     from generator.sampling.loops import LoopLimits, release_after_s
     from generator.sampling.primer import primer_from_midi
     from generator.tokens.tokenizer import ids_to_midi
 
     model, _ = load_checkpoint(checkpoint or SHIPPED_CHECKPOINT, map_location=device)
+    if (bpm is not None or meter is not None) and not model.encoding.has_bars:
+        raise InputError(f"--bpm and --meter need a beat-time model; this one's encoding is "
+                         f"{model.encoding.name!r}; fix: drop them or use a model trained on beat shards")
     primer_ids = () if primer is None else primer_from_midi(primer, primer_seconds, primer_from_end,
                                                             encoding=model.encoding)
     request = GenerationRequest(genre, seed, seconds, params, primer_ids, ending,
-                                max_note_s=release_after_s(LoopLimits.for_genre(genre), genre))
+                                max_note_s=release_after_s(LoopLimits.for_genre(genre), genre),
+                                bpm=bpm, meter=None if meter is None else parse_meter(meter, "--meter"))
     result = generate(model, [request], device=device, batch_size=1)[0]
-    _write_midi(ids_to_midi(result.ids), out)
+    _write_midi(ids_to_midi(result.ids, encoding=model.encoding, bpm=result.bars.bpm if result.bars else None), out)
     typer.echo(f"wrote {out}: {result.duration_s:.2f} s, {result.tokens_generated} new tokens, "
                f"stop {result.stop_reason}, {result.wall_s:.1f} s")
 

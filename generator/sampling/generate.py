@@ -106,6 +106,7 @@ class GenerationResult:
     tokens_generated: int  # new tokens (primer excluded)
     wall_s: float  # wall time of the batch this row ran in
     ending: str = "ring"  # "fade": the renderer fades the end out
+    bars: BarPlan | None = None  # beat time: the meter, tempo and bars the track was made to
 
 
 # ---- sampling ---------------------------------------------------------------------------------
@@ -179,6 +180,18 @@ def _new_row(index: int, request: GenerationRequest, encoding: Encoding) -> RowS
     return row
 
 
+def parse_meter(text: str, where: str = "meter") -> tuple[int, int]:
+    """'3/4' -> (3, 4); InputError naming `where` for anything but a supported meter."""
+    try:
+        numerator, denominator = (int(part) for part in str(text).strip().split("/"))
+    except ValueError:
+        numerator = denominator = 0
+    if (numerator, denominator) not in SUPPORTED_METERS:
+        raise InputError(f"{where} {text!r} is not a supported meter: use one of "
+                         f"{', '.join(f'{n}/{d}' for n, d in SUPPORTED_METERS)}")
+    return numerator, denominator
+
+
 def bar_plan(request: GenerationRequest) -> BarPlan:
     """The bars a beat-time request plays: its meter and tempo (or its genre's), and the whole
     number of bars nearest to its duration (at least one)."""
@@ -192,7 +205,7 @@ def bar_plan(request: GenerationRequest) -> BarPlan:
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
     return GenerationResult(tuple(row.tokens), row.music_seconds, row.stop_reason or "duration",
-                            row.n_new, wall_s, request.ending)
+                            row.n_new, wall_s, request.ending, row.bars)
 
 
 def _deadline_hit(deadline: float | None) -> bool:

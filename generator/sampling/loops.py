@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.tokens import vocab
-from generator.tokens.encoding import DEFAULT
+from generator.tokens.encoding import DEFAULT, Encoding
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +214,16 @@ def verdict(stats: LoopStats, limits: LoopLimits) -> str | None:
     return None
 
 
-def detect(ids: Sequence[int], genre: str | None = None, limits: LoopLimits | None = None) -> str | None:
-    """A rejection reason for a token sequence (genre prefix optional), or None if it looks sound.
-
-    `limits` defaults to the genre's calibrated limits.
-    """
+def detect(ids: Sequence[int], genre: str | None = None, limits: LoopLimits | None = None,
+           encoding: Encoding = DEFAULT) -> str | None:
+    """A rejection reason for a token sequence (genre prefix optional) in `encoding`, or None if
+    it looks sound. `limits` defaults to the genre's calibrated limits. A beat encoding's track is
+    measured on its own clock (the reference tempo)."""
     from generator.tokens.tokenizer import ids_to_notes, seconds_of
 
     limits = limits if limits is not None else LoopLimits.for_genre(genre)
     ids = [int(t) for t in ids]
-    return verdict(measure(ids_to_notes(ids), seconds_of(ids), limits), limits)
+    return verdict(measure(ids_to_notes(ids, encoding=encoding), seconds_of(ids, encoding=encoding), limits), limits)
 
 
 # ---- calibration ------------------------------------------------------------------------------

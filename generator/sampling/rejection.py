@@ -17,10 +17,11 @@ import torch
 from generator.sampling.generate import GenerationRequest, GenerationResult, Progress, generate
 from generator.sampling.loops import LoopLimits, detect
 from generator.seeds import stable_seed
+from generator.tokens.encoding import Encoding
 
 log = logging.getLogger(__name__)
 
-Detector = Callable[[Sequence[int], str, "LoopLimits | None"], "str | None"]
+Detector = Callable[[Sequence[int], str, "LoopLimits | None", Encoding], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def compose_many(model: torch.nn.Module, requests: Sequence[GenerationRequest], 
         results = generate(model, tries, device=device, batch_size=batch_size, time_budget_s=left)
         still = []
         for i, attempt_request, result in zip(pending, tries, results):
-            reason = detector(result.ids, attempt_request.genre, limits)
+            reason = detector(result.ids, attempt_request.genre, limits, model.encoding)
             if reason is None:
                 settled[i] = ComposeResult(attempt_request, result, tuple(rejections[i]))
                 continue
