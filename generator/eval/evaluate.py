@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from generator.corpus.shards import SHARD_ENCODING, Shard, load_shard, shard_path
+from generator.corpus.shards import Shard, load_shard, shard_path
 from generator.errors import InputError
 from generator.eval import features as F
 from generator.eval import metrics
 from generator.seeds import stable_seed
 from generator.tokens import vocab
+from generator.tokens.encoding import DEFAULT, Encoding
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,15 @@ class EvalReport:
 # --- real music ----------------------------------------------------------------------------------
 
 
-def prefix_excerpt(ids: Sequence[int] | np.ndarray, seconds: float) -> tuple[list, float]:
+def prefix_excerpt(ids: Sequence[int] | np.ndarray, seconds: float, encoding: Encoding = DEFAULT) -> tuple[list, float]:
     """Notes of the first `seconds` of a piece (cut at the excerpt end) and the excerpt length."""
     from generator.tokens.tokenizer import ids_to_notes
 
     t = np.asarray(ids, dtype=np.int64)
-    clock = SHARD_ENCODING.seconds(np.cumsum(SHARD_ENCODING.shift_ticks(t)))
+    clock = encoding.seconds(np.cumsum(encoding.shift_ticks(t)))
     length_s = min(seconds, float(clock[-1]) if clock.size else 0.0)
     cut = int(np.searchsorted(clock, seconds + 5.0, side="right"))  # margin: releases of held notes
-    return F.excerpt(ids_to_notes(t[:cut].tolist()), 0.0, length_s), length_s
+    return F.excerpt(ids_to_notes(t[:cut].tolist(), encoding=encoding), 0.0, length_s), length_s
 
 
 def real_set(shard: Shard, per_genre: int, seconds: float, rng: np.random.Generator) -> RealSet:
@@ -147,7 +148,7 @@ def real_set(shard: Shard, per_genre: int, seconds: float, rng: np.random.Genera
         if index.size > per_genre:
             index = np.sort(rng.choice(index, per_genre, replace=False))
         for i in index.tolist():
-            excerpt, length_s = prefix_excerpt(shard.ids(i), seconds)
+            excerpt, length_s = prefix_excerpt(shard.ids(i), seconds, shard.encoding)
             if not F.pitched(excerpt) or length_s <= 0:
                 continue
             notes.append(tuple(excerpt)), durations.append(length_s), genres.append(g), rows.append(i)
@@ -362,11 +363,11 @@ def run_eval(model, params, settings: EvalSettings, data_dir, device: str = "cpu
     timings["measure_s"] = time.monotonic() - start
     start = time.monotonic()
     stage("held-out NLL")
-    if model.encoding == SHARD_ENCODING:
+    if model.encoding == test.encoding:
         nll = evaluate_nll(model, test.path, device, max_tokens_per_genre=settings.nll_tokens_per_genre)
     else:  # e.g. a Sber-format model cannot read the shards' INSTRUMENT tokens
         log.warning("held-out NLL skipped: the model's encoding (%s) is not the shards' (%s)",
-                    model.encoding.name, SHARD_ENCODING.name)
+                    model.encoding.name, test.encoding.name)
         nll = {}
     unigram = unigram_baseline(train, test, settings.nll_tokens_per_genre)
     timings["nll_s"] = time.monotonic() - start

@@ -276,8 +276,8 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
         for p in members
     ]
 
-    def detector(ids, genre, _limits):
-        return detect(ids, genre, loop_limits(recipe, genre))
+    def detector(ids, genre, _limits, encoding):
+        return detect(ids, genre, loop_limits(recipe, genre), encoding)
 
     # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
     results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
