@@ -238,7 +238,7 @@ def test_sber_format_checkpoint_generates_in_its_vocabulary():
 def test_compose_resamples_then_accepts():
     calls = []
 
-    def picky(ids, genre, limits):
+    def picky(ids, genre, limits, encoding):
         calls.append(ids)
         return "phrase_loop: test" if len(calls) < 3 else None
 
