@@ -18,6 +18,7 @@ from generator.eval.evaluate import (
     real_set,
     unigram_baseline,
 )
+from generator.eval.musicality import NAMES as MUSICALITY_NAMES
 from generator.tokens import vocab
 from generator.tokens.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
 from paths import SBER_MIDI  # noqa: E402
@@ -334,3 +335,9 @@ def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, sber_shards):
         assert first[key] == second[key], key
     markdown = (tmp_path / "a.md").read_text()
     assert markdown.startswith("## Evaluation") and "| genre accuracy, held-out real |" in markdown
+    assert "### Musicality per genre" in markdown and "| chord_fit | jazz |" in markdown
+    assert "musicality vs held-out real" in result.output
+    assert {(m["genre"], m["name"]) for m in first["musicality"]} == {
+        (g, n) for g in ("jazz", "pop") for n in MUSICALITY_NAMES}
+    assert all(m["real_n"] > 0 for m in first["musicality"] if m["name"] == "chord_fit")
+    assert first["musicality"] == second["musicality"]

@@ -43,8 +43,9 @@ def evaluate(
     *,
     params: SamplingParams,
 ) -> None:
-    """Generate --per-genre tracks of each genre and measure features, genre fidelity, loops,
-    copies, durations, endings and held-out NLL against the corpus shards."""
+    """Generate --per-genre tracks of each genre and measure features, musicality (pulse, groove,
+    chords, clashes, repeats), genre fidelity, loops, copies, durations, endings and held-out NLL
+    against the corpus shards."""
     import torch
 
     from generator.eval.evaluate import EvalSettings, run_eval
@@ -126,7 +127,7 @@ def _print(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from generator.eval.report import feature_rows, headline_rows, nll_rows
+    from generator.eval.report import feature_rows, headline_rows, musicality_rows, nll_rows
     from generator.tokens import vocab
 
     console = Console()
@@ -134,6 +135,8 @@ def _print(report) -> None:
         ("gen eval", ("measure", "value", "goal"), headline_rows(report)),
         ("features vs real", ("feature", "real median [IQR]", "generated", "overlap", "real/real", "flag"),
          feature_rows(report)),
+        ("musicality vs held-out real", ("measure", "genre", "generated", "real median [IQR]", "n gen / real",
+                                         "flag"), musicality_rows(report)),
         ("genre confusion (rows asked, columns predicted)", ("", *vocab.GENRES),
          [(g, *map(str, row)) for g, row in zip(vocab.GENRES, report.genre_generated.matrix)]),
         ("held-out NLL, nats/token", ("genre", "model", "unigram"), nll_rows(report)),

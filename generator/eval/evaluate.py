@@ -19,6 +19,8 @@ from generator.corpus.shards import Shard, load_shard, shard_path
 from generator.errors import InputError
 from generator.eval import features as F
 from generator.eval import metrics
+from generator.eval.musicality import MEASURE_S, musicality
+from generator.eval.musicality import NAMES as MUSICALITY_NAMES
 from generator.seeds import stable_seed
 from generator.tokens import vocab
 from generator.tokens.encoding import DEFAULT, Encoding
@@ -99,6 +101,7 @@ class TrackRow:
     longest_copy_notes: int | None  # 0: no run of >= copy_notes notes shared with a train piece
     copy_piece: int | None  # the pieces.jsonl row it was copied from
     rejections: tuple[str, ...]
+    musicality: dict[str, float | None] | None = None  # eval/musicality.py, over the whole track
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class EvalReport:
     nll: dict[str, float] = field(default_factory=dict)
     unigram_nll: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    musicality: tuple[metrics.GenreMeasure, ...] = ()  # per genre: generated vs held-out real
 
 
 # --- real music ----------------------------------------------------------------------------------
@@ -270,6 +274,15 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
     genre_heldout = metrics.confusion(classifier, x_out, np.array(heldout.genre, dtype=int), vocab.GENRES)
     predicted = classifier.predict(np.nan_to_num(x_gen)).tolist() if kept else []
 
+    stage("musicality")
+    window_s = min(settings.seconds, MEASURE_S)
+    measured = [musicality(n, window_s) for n in notes]
+    genres = tuple(dict.fromkeys(vocab.canonical_genre(g) for g in settings.genres))
+    real_measured = [(vocab.GENRES[g], musicality(n, window_s))
+                     for n, g in zip(heldout.notes, heldout.genre) if vocab.GENRES[g] in genres]
+    per_genre = metrics.compare_per_genre(MUSICALITY_NAMES, genres, [
+        (vocab.canonical_genre(t.genre), m) for (_, t), m in zip(kept, measured)], real_measured)
+
     stage("copies")
     index, index_rows = _copy_index(train, settings, rng)
     rows = []
@@ -287,13 +300,14 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
             k, track.genre, track.seed, True, vocab.GENRES[predicted[j]], track.target_s, lengths[j],
             100 * abs(lengths[j] - track.target_s) / track.target_s, released, within,
             metrics.phrase_repeats(notes[j], settings.phrase_notes), copy.notes,
-            int(train.piece[index_rows[copy.piece]]) if copy.piece >= 0 else None, track.rejections))
+            int(train.piece[index_rows[copy.piece]]) if copy.piece >= 0 else None, track.rejections,
+            measured[j]))
     return _summarise(tracks, rows, settings, comparisons, hist_overlap, ceiling, genre_generated,
-                      genre_heldout, len(index_rows))
+                      genre_heldout, len(index_rows), per_genre)
 
 
 def _summarise(tracks, rows, settings, comparisons, hist_overlap, ceiling, genre_generated, genre_heldout,
-               n_indexed) -> EvalReport:
+               n_indexed, per_genre) -> EvalReport:
     kept = [r for r in rows if r.kept]
     reasons = Counter(_reason_name(reason) for t in tracks for reason in t.rejections)
     return EvalReport(
@@ -315,6 +329,7 @@ def _summarise(tracks, rows, settings, comparisons, hist_overlap, ceiling, genre
         clean_endings=sum(1 for r in kept if r.released and r.within_track),
         kept=len(kept),
         tracks=tuple(rows),
+        musicality=tuple(per_genre),
     )
 
 

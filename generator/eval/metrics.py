@@ -82,6 +82,37 @@ def compare_feature(name: str, real: Sequence[float], generated: Sequence[float]
     )
 
 
+@dataclass(frozen=True)
+class GenreMeasure:
+    """One musicality measure in one genre: the generated tracks' median against the held-out real
+    pieces' median and inter-quartile range, over the pieces where the measure is defined."""
+
+    genre: str
+    name: str
+    generated_median: float | None
+    real_median: float | None
+    real_q25: float | None
+    real_q75: float | None
+    generated_n: int
+    real_n: int
+    outside_iqr: bool  # False when either side has no value
+
+
+def compare_per_genre(names: Sequence[str], genres: Sequence[str], generated: Sequence[tuple[str, dict]],
+                      real: Sequence[tuple[str, dict]]) -> list[GenreMeasure]:
+    """Per genre then per name, from (genre, {name: value or None}) of each generated and real piece."""
+    out = []
+    for genre in genres:
+        for name in names:
+            gen = [v[name] for g, v in generated if g == genre and v.get(name) is not None]
+            ref = [v[name] for g, v in real if g == genre and v.get(name) is not None]
+            q25, median, q75 = (float(q) for q in np.percentile(ref, [25, 50, 75])) if ref else (None,) * 3
+            gen_median = float(np.median(gen)) if gen else None
+            outside = gen_median is not None and q25 is not None and not q25 <= gen_median <= q75
+            out.append(GenreMeasure(genre, name, gen_median, median, q25, q75, len(gen), len(ref), outside))
+    return out
+
+
 # --- genre fidelity ------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from generator.eval.evaluate import EvalReport
+from generator.eval.musicality import MEASURE_S
 from generator.files import atomic_write_text
 from generator.library.sidecar import finite_or_none
 from generator.tokens import vocab
@@ -46,6 +47,8 @@ def summary(report: EvalReport) -> dict[str, float | int]:
         "features_outside_real_iqr": sum(1 for f in report.features if f.outside_iqr),
         "mean_feature_overlap": (sum(f.overlap for f in report.features) / len(report.features)
                                  if report.features else float("nan")),
+        "musicality_outside_real_iqr": sum(1 for m in report.musicality if m.outside_iqr),
+        "musicality_compared": sum(1 for m in report.musicality if m.generated_n and m.real_n),
     }
 
 
@@ -74,6 +77,8 @@ def headline_rows(report: EvalReport) -> list[tuple[str, str, str]]:
         ("features: generated median outside real IQR",
          f"{s['features_outside_real_iqr']} / {len(report.features)}", "0"),
         ("features: mean overlap with real", _num(s["mean_feature_overlap"], 2), "-> 1"),
+        ("musicality: generated median outside held-out real IQR",
+         f"{s['musicality_outside_real_iqr']} / {s['musicality_compared']}", "0"),
     ]
 
 
@@ -87,6 +92,13 @@ def feature_rows(report: EvalReport) -> list[tuple[str, ...]]:
     for name, overlap in report.histogram_overlap.items():
         rows.append((name + " (mean)", "", "", _num(overlap, 2), "", ""))
     return rows
+
+
+def musicality_rows(report: EvalReport) -> list[tuple[str, ...]]:
+    """(measure, genre, generated median, held-out real median [IQR], tracks / real pieces, flag)."""
+    return [(m.name, m.genre, _num(m.generated_median), f"{_num(m.real_median)} [{_num(m.real_q25)}, "
+             f"{_num(m.real_q75)}]", f"{m.generated_n} / {m.real_n}", "OUTSIDE IQR" if m.outside_iqr else "")
+            for m in report.musicality]
 
 
 def nll_rows(report: EvalReport) -> list[tuple[str, str, str]]:
@@ -111,6 +123,11 @@ def report_to_markdown(report: EvalReport, title: str = "Evaluation") -> str:
     lines += ["### Features (generated vs real train excerpts)", ""]
     lines += _table(("feature", "real median [IQR]", "generated median", "overlap",
                      "held-out real overlap", "flag"), feature_rows(report)) + [""]
+    if report.musicality:
+        lines += ["### Musicality per genre (generated vs held-out real, first "
+                  f"{min(st.seconds, MEASURE_S):g} s; definitions in docs/evaluation.md)", ""]
+        lines += _table(("measure", "genre", "generated median", "held-out real median [IQR]",
+                         "tracks / real pieces", "flag"), musicality_rows(report)) + [""]
     m = report.genre_generated.matrix
     lines += ["### Genre classifier on generated tracks (rows: asked, columns: predicted)", ""]
     lines += _table(("", *vocab.GENRES), [(g, *map(str, row)) for g, row in zip(vocab.GENRES, m)]) + [""]
