@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -245,3 +248,116 @@ def test_midi_only_track_is_the_same_whatever_the_run_makes(tmp_path, tiny_check
     assert [t.track_id for t in second_group.tracks] == sorted(whole)[8:]
     assert midi_bytes(tmp_path / "first") == {first.tracks[0].track_id: whole[first.tracks[0].track_id]}
     assert midi_bytes(tmp_path / "shard") == {k: whole[k] for k in sorted(whole)[8:]}
+
+
+# --- bpm, meter, grid, key and humanize --------------------------------------------------------------
+
+def style_batch(tmp_path: Path, checkpoint: Path, out: str, outputs: dict | None = None, **overrides):
+    from generator.library.pipeline import run_batch
+    from generator.library.recipe import load_recipe
+
+    settings = {"genres": {"jazz": 2}, "duration_s": 3, "outputs": outputs or MIDI_ONLY, **overrides}
+    recipe = load_recipe(write_recipe(tmp_path, checkpoint, **settings), check_files=False)
+    return run_batch(recipe, "recipe.yaml", out_dir=tmp_path / out)
+
+
+def sidecars(out: Path) -> dict[str, dict]:
+    from generator.library.sidecar import load_sidecar
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {track_id: load_sidecar(out / record["sidecar"]) for track_id, record in manifest["tracks"].items()}
+
+
+def midi_notes(out: Path) -> dict[str, list[tuple[str, int, float, float]]]:
+    import pretty_midi
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    found = {}
+    for track_id, record in manifest["tracks"].items():
+        (path,) = (out / record["folder"]).glob("*.mid")
+        instruments = pretty_midi.PrettyMIDI(str(path)).instruments
+        found[track_id] = [(inst.name, n.pitch, n.start, n.end) for inst in instruments for n in inst.notes]
+    return found
+
+
+def test_beat_keys_with_a_model_without_bars_stop_before_composing(tmp_path, tiny_checkpoint):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, genres={"jazz": 1}, outputs=MIDI_ONLY,
+                          genre_settings={"jazz": {"meter": "3/4"}}, bpm=[90, 100])
+    result = gen("batch", str(recipe), "--quiet", check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"Error: {recipe}: bpm/meter/grid need a beat-time model")
+    assert "bpm, genre_settings.jazz.meter" in result.stderr and "encoding is 'default'" in result.stderr
+    assert "fix: " in result.stderr
+    assert not list((tmp_path / "out").rglob("*.mid"))
+
+
+def test_a_requested_key_moves_pitched_notes_and_the_label_is_the_outputs_key(tmp_path, tiny_checkpoint,
+                                                                               no_audio_tools):
+    from generator.library.keys import parse_key
+
+    style_batch(tmp_path, tiny_checkpoint, "plain")
+    style_batch(tmp_path, tiny_checkpoint, "in_d", key="D")
+    plain, moved = midi_notes(tmp_path / "plain"), midi_notes(tmp_path / "in_d")
+    for track_id, sidecar in sidecars(tmp_path / "in_d").items():
+        planned = sidecar["track"]["extra"]["planned"]
+        assert planned["requested_key"] == "D major"
+        semitones = planned["transposed_semitones"]
+        assert -6 <= semitones <= 5
+        assert parse_key(sidecar["track"]["key"]) in (parse_key("D"), parse_key("Bm"))  # the piece keeps its mode
+        assert moved[track_id] == [(name, pitch + (0 if name == "drums" else semitones), start, end)
+                                   for name, pitch, start, end in plain[track_id]]
+    assert all("planned" not in s["track"]["extra"] for s in sidecars(tmp_path / "plain").values())
+
+
+def test_planned_bpm_meter_and_grid_reach_the_sampler_and_bpm_is_the_label(tmp_path, tiny_checkpoint,
+                                                                           no_audio_tools, monkeypatch):
+    import generator.library.style as style
+    import generator.sampling.rejection as rejection
+
+    asked = []
+    compose_many = rejection.compose_many
+
+    def beat_free(model, requests, **options):  # the tiny model has no bars: record, then sample without
+        asked.extend(requests)
+        plain = [dataclasses.replace(r, bpm=None, meter=None, grid=None) for r in requests]
+        return compose_many(model, plain, **options)
+
+    monkeypatch.setattr(style, "has_bars", lambda model: True)
+    monkeypatch.setattr(rejection, "compose_many", beat_free)
+    report = style_batch(tmp_path, tiny_checkpoint, "out", bpm=96, meter=["3/4"],
+                         genre_settings={"jazz": {"grid": [3]}})
+    assert [(r.bpm, r.meter, r.grid) for r in asked] == [(96.0, (3, 4), (3,))] * 2
+    for sidecar in sidecars(tmp_path / "out").values():
+        assert sidecar["track"]["bpm"] == 96.0
+        assert sidecar["track"]["extra"]["planned"] == {"bpm": 96.0, "meter": "3/4", "grid": [3]}
+    details = re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", report.catalogue.read_text(encoding="utf-8"))
+    assert details.count(("BPM", "96")) == 2
+
+
+def test_humanize_changes_the_notes_the_synth_plays_never_the_midi_file(tmp_path, tiny_checkpoint, monkeypatch):
+    import numpy as np
+
+    import generator.audio.render as render
+    import generator.audio.soundfonts as soundfonts
+
+    played = []
+
+    def fake_render(midi, soundfont):
+        played.append([(n.pitch, n.start, n.end, n.velocity) for inst in midi.instruments for n in inst.notes])
+        t = np.arange(48000 * 3) / 48000
+        mix = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)  # (N, 2)
+        return render.Rendered(mix, {"piano": mix}, 48000)
+
+    monkeypatch.setattr(render, "render_midi", fake_render)
+    monkeypatch.setattr(soundfonts, "resolve_soundfont", lambda name: types.SimpleNamespace(path=str(tiny_checkpoint)))
+    wav_only = {"wav": True, "mp3": False, "stems": False, "cutdowns_s": [], "catalogue": False}
+    for out, humanize in (("plain", False), ("human", True), ("again", True)):
+        style_batch(tmp_path, tiny_checkpoint, out, outputs=wav_only, genres={"jazz": 1}, humanize=humanize)
+    plain, human, again = played
+    assert human == again != plain  # seeded from the track: a re-run renders the same audio
+    assert [n[0] for n in human] == [n[0] for n in plain]
+    assert all(abs(h[1] - p[1]) <= 0.020 + 1e-9 and abs(h[3] - p[3]) <= 6 for h, p in zip(human, plain))
+    assert midi_bytes(tmp_path / "human") == midi_bytes(tmp_path / "plain")  # the MIDI file keeps the composed timing
+    (sidecar,) = sidecars(tmp_path / "human").values()
+    assert sidecar["track"]["extra"]["planned"] == {"humanize": True}

@@ -115,6 +115,24 @@ ERRORS = [
     ("title_template: '{n.__class__}'\n", 6, "title_template", "placeholder"),
     ("device: tpu\n", 6, "device", "unknown device"),
     ("name: Again\n", 6, "name", "duplicate key"),
+    ("bpm: 10\n", 6, "bpm", "outside [20, 300]"),
+    ("bpm: [120, 90]\n", 6, "bpm", "min above max"),
+    ("bpm: fast\n", 6, "bpm", "expected a number"),
+    ("meter: 5/4\n", 6, "meter", "not a meter gen can write"),
+    ("meter: [4/4, 7/8]\n", 6, "meter[1]", "use one of 2/4, 3/4, 4/4, 6/8, 9/8, 12/8"),
+    ("meter: 4\n", 6, "meter", "expected a meter like 3/4"),
+    ("meter: []\n", 6, "meter", "no meter given"),
+    ("key: H\n", 6, "key", "not a key"),
+    ("key: [C, any]\n", 6, "key[1]", "`any` inside a list"),
+    ("key: [Am, A minor]\n", 6, "key[1]", "A minor again"),
+    ("grid: [4, 5]\n", 6, "grid[1]", "not a division of the beat"),
+    ("grid: [4, 4]\n", 6, "grid[1]", "listed twice"),
+    ("humanize: 1\n", 6, "humanize", "true or false"),
+    ("genre_settings:\n  rock: {bpm: 90}\n", 7, "genre_settings.rock", "unknown genre"),
+    ("genre_settings:\n  jazz: {bmp: 90}\n", 7, "genre_settings.jazz.bmp", "did you mean `bpm`"),
+    ("genre_settings:\n  jazz:\n    meter: 7/8\n", 8, "genre_settings.jazz.meter", "not a meter"),
+    ("genre_settings:\n  calm: {}\n  Ambient: {}\n", 8, "genre_settings.Ambient", "given twice"),
+    ("genre_settings:\n  jazz: 3\n", 7, "genre_settings.jazz", "mapping"),
 ]
 
 
@@ -452,7 +470,8 @@ SECTION_KEYS = {
                 "catalogue"],
 }
 TOP_KEYS = ["name", "seed", "soundfont", "output", "title_template", "genres", "count",
-            "duration_s", "instrumentation", "time_budget_s", "device", *SECTION_KEYS]
+            "duration_s", "instrumentation", "time_budget_s", "device", "bpm", "meter", "key", "grid",
+            "humanize", "genre_settings", *SECTION_KEYS]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 200), st.integers(), st.sampled_from([0.5, 1.0, 60.0]),
@@ -502,6 +521,17 @@ NEAR: dict[str, st.SearchStrategy] = {
     "cutdowns_s": st.lists(st.floats(-1, 700), max_size=4),
     "thresholds": st.dictionaries(st.sampled_from(["phrase_notes", "max_phrase_share", "nope"]),
                                   st.integers(0, 40) | st.floats(0, 2), max_size=3),
+    "bpm": span(10, 320), "humanize": st.booleans(),
+    "meter": st.sampled_from(["4/4", "3/4", "5/4", "6/8"]) | st.lists(st.sampled_from(["2/4", "12/8", "7/8", "x"]),
+                                                                      max_size=3),
+    "key": st.sampled_from(["any", "C", "Am", "F# minor", "H"]) | st.lists(st.sampled_from(["Eb", "Bbm", "any", "C"]),
+                                                                           max_size=3),
+    "grid": st.sampled_from([4, 5]) | st.lists(st.sampled_from([1, 2, 3, 4, 6, 8, 7]), max_size=3),
+    "genre_settings": st.dictionaries(
+        st.sampled_from([*vocab.GENRES, "ambient", "Jazz", "rock"]),
+        st.fixed_dictionaries({}, optional={k: st.deferred(lambda k=k: NEAR[k]) for k in ("bpm", "meter", "key",
+                                                                                          "grid", "humanize")})
+        | values, max_size=2),
     "instrumentation": st.dictionaries(
         st.sampled_from([*vocab.GENRES, "ambient", "rock"]),
         st.dictionaries(st.sampled_from(["piano", "bass", "drums", "synth_pad", "kazoo"]),
@@ -538,6 +568,11 @@ def valid_or_recipe_error(text, check_files=True):
     for plan in plans:
         assert recipe.duration_s[0] <= plan.duration_s <= recipe.duration_s[1]
         assert isinstance(plan.title, str) and plan.title
+        bpm, meters, keys = (recipe.style(plan.genre, name) for name in ("bpm", "meter", "key"))
+        assert plan.bpm is None if bpm is None else bpm[0] <= plan.bpm <= bpm[1]
+        assert plan.meter is None if meters is None else plan.meter in meters
+        assert plan.key is None if not keys else plan.key in keys
+        assert plan.grid and isinstance(plan.humanize, bool)
     return recipe
 
 

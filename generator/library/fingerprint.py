@@ -1,7 +1,8 @@
 """What made a track: a fingerprint of everything that determines its files.
 
 Each part is hashed on its own, so a re-run can say what changed ("seed", "duration_s", "model"):
-the track's plan (track_id, index, title, genre, seed, duration_s, sampling), the recipe values it
+the track's plan (track_id, index, title, genre, seed, duration_s, sampling, and bpm, meter, key, grid
+and humanize where it sets them), the recipe values it
 depends on (name, instrumentation of its genre, loops, ending, outputs but the catalogue switch,
 mastering and SoundFont when it has audio, the primer and the primer file's content), and the
 checkpoint file's content. Paths, `device`, `time_budget_s` and `output` are left out: they say
@@ -28,6 +29,9 @@ VERSION = 1
 NO_FINGERPRINT = "no fingerprint"
 PARTS = ("track_id", "index", "title", "genre", "seed", "duration_s", "sampling", "name", "instrumentation",
          "loops", "ending", "outputs", "mastering", "primer", "model", "soundfont")
+# Parts a track has only when its plan sets them, so a track of a recipe without them keeps the
+# fingerprint it had before they existed (a re-run is not refused over nothing).
+STYLE_PARTS = ("bpm", "meter", "key", "grid", "humanize")
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,20 @@ def track_fingerprints(recipe: Recipe, plans: list[TrackPlan], soundfont: Path |
     for plan in plans:
         values = {"track_id": plan.track_id, "index": plan.index, "title": plan.title, "genre": plan.genre,
                   "seed": plan.seed, "duration_s": plan.duration_s, "sampling": dataclasses.asdict(plan.sampling),
-                  "instrumentation": recipe.programs(plan.genre), **shared}
-        parts = {name: _digest(values[name])[:16] for name in PARTS}
+                  "instrumentation": recipe.programs(plan.genre), **shared, **_style(plan)}
+        parts = {name: _digest(values[name])[:16] for name in (*PARTS, *STYLE_PARTS) if name in values}
         found[plan.track_id] = Fingerprint(_digest(parts), parts)
     return found
+
+
+def _style(plan: TrackPlan) -> dict[str, Any]:
+    """The plan's STYLE_PARTS that differ from a plan without them (the grid: from its genre's default)."""
+    from generator.library.plan import DEFAULT_GRIDS
+
+    values = {"bpm": plan.bpm, "meter": plan.meter, "key": plan.key,
+              "grid": None if plan.grid == DEFAULT_GRIDS.get(plan.genre) else plan.grid,
+              "humanize": plan.humanize or None}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def describe(changes: list[str]) -> str:
@@ -100,4 +114,5 @@ def _input_sha256(path: Path, what: str) -> str:
 
 
 def _order(name: str) -> int:
-    return PARTS.index(name) if name in PARTS else len(PARTS)
+    known = (*PARTS, *STYLE_PARTS)
+    return known.index(name) if name in known else len(known)

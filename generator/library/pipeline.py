@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from generator.errors import GeneratorError, InputError
 from generator.files import remove_temps, write_failure
+from generator.library import style
 from generator.library.fingerprint import Fingerprint, track_fingerprints
 from generator.library.folders import check_library_folder
 from generator.library.integrity import track_files
@@ -210,6 +211,7 @@ class _Context:
     soundfont: object  # None: the recipe asks for no audio, so nothing is rendered
     primer_ids: tuple[int, ...]
     fingerprints: dict[str, Fingerprint]
+    beat_time: bool  # the model's encoding keeps bars: bpm, meter and grid go to the sampler
 
     @classmethod
     def load(cls, recipe: Recipe, recipe_label: str, device: str, fingerprints: dict[str, Fingerprint]) -> _Context:
@@ -219,6 +221,7 @@ class _Context:
         # Fail fast, before any sampling; a recipe that asks for no audio needs no SoundFont.
         soundfont = resolve_soundfont(recipe.soundfont) if renders_audio(recipe) else None
         model, meta = load_checkpoint(recipe.model)
+        style.check_beat_time(recipe, recipe_label, model)
         model = model.to(device).eval()
         primer_ids: tuple[int, ...] = ()
         if recipe.sampling.primer is not None:
@@ -228,7 +231,8 @@ class _Context:
             primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
                                           encoding=model.encoding)
         name = meta.get("name") or Path(recipe.model).name
-        return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids, fingerprints)
+        return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids, fingerprints,
+                   style.has_bars(model))
 
 
 def _make_group(ctx: _Context, members: list[TrackPlan], wanted: list[TrackPlan], out_dir: Path,
@@ -267,12 +271,15 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     from generator.sampling.rejection import compose_many
 
     recipe = ctx.recipe
+    beat = ctx.beat_time  # else bpm and meter are unset (style.check_beat_time) and the grid is moot
     requests = [
         GenerationRequest(genre=p.genre, seed=p.seed, duration_s=p.duration_s,
                           params=p.sampling, primer_ids=ctx.primer_ids,
                           ending=recipe.mastering.ending,
                           max_note_s=release_after_s(loop_limits(recipe, p.genre), p.genre),
-                          instruments=tuple(sorted(_programs(recipe, p.genre))))
+                          instruments=tuple(sorted(_programs(recipe, p.genre))),
+                          bpm=p.bpm if beat else None, meter=p.meter if beat else None,
+                          grid=p.grid if beat else None)
         for p in members
     ]
 
@@ -299,7 +306,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     from generator.tokens.tokenizer import ids_to_midi
 
     recipe = ctx.recipe
-    midi = ids_to_midi(composed.ids, programs=_programs(recipe, plan.genre))
+    ids, semitones = style.in_key(plan, composed.ids, ctx.model)
+    midi = ids_to_midi(ids, programs=_programs(recipe, plan.genre))
     mastered = _render_and_master(ctx, plan, composed, midi, stage_s, notify, counts)
 
     done, total = counts()
@@ -312,12 +320,13 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
     info = TrackInfo(
         track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
-        bpm=_estimated_bpm(midi), key=_estimated_key(composed.ids), duration_s=duration_s,
+        bpm=style.track_bpm(plan, midi, _estimated_bpm), key=_estimated_key(ids), duration_s=duration_s,
         model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
         tags=(plan.genre, recipe.name), sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
-               "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict()},
+               "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
+               **style.planned(plan, semitones, ctx.beat_time)},
     )
     files = export_track(out_dir, info, midi, mastered, settings)
     stage_s["export"] += time.monotonic() - start
@@ -358,6 +367,10 @@ def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi
     done, total = counts()
     notify("render", plan.track_id, done, total)
     start = time.monotonic()
+    if plan.humanize:  # the audio only: the MIDI file keeps the composed timing
+        from generator.audio.humanize import humanized
+
+        midi = humanized(midi, plan.seed)
     rendered = render_midi(midi, ctx.soundfont)
     stage_s["render"] += time.monotonic() - start
 
@@ -392,6 +405,7 @@ def _estimated_bpm(midi) -> float | None:
 
 
 def _estimated_key(ids) -> str | None:
+    """The key of the output (after any move to a requested key), as the tags and catalogue show it."""
     from generator.eval.features import estimate_key
     from generator.tokens.tokenizer import ids_to_notes
 

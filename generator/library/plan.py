@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from generator.library.recipe import Recipe
 
 GROUP_SIZE = 8  # the pipeline samples fixed groups of 8 consecutive tracks together
+# The onset grid of a genre whose recipe sets no `grid`: parts of a beat (4: sixteenths, 3: eighth
+# triplets); jazz swings, so its triplets come first.
+DEFAULT_GRIDS: dict[str, tuple[int, ...]] = {"classic": (4, 3), "jazz": (3, 4), "calm": (4,), "pop": (4,)}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class TrackPlan:
     duration_s: float
     sampling: SamplingParams  # drawn for this track
     title: str
+    # Beat time, key and feel (docs/recipes.md): None where the recipe sets none.
+    bpm: float | None = None
+    meter: tuple[int, int] | None = None
+    key: str | None = None  # the requested key ('D major'); the track's label is its output's key
+    grid: tuple[int, ...] | None = None  # the recipe's, else the genre's DEFAULT_GRIDS
+    humanize: bool = False
 
 
 def track_seed(recipe_seed: int, index: int) -> int:
@@ -62,11 +71,38 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
                                   sber_compatible=recipe.sampling.sber_compatible)
         title = recipe.title_template.format(n=index + 1, name=recipe.name, genre=genre).strip()
         plans.append(TrackPlan(index, f"{slug}_{index + 1:0{width}d}", genre, seed, duration_s,
-                               sampling, title))
+                               sampling, title, **_style(recipe, genre, rng)))
     # Ids carry the index, never the title: titles that slug alike (or a long name cut short) still
     # give distinct ids, and so distinct folders and files (export.track_basename hashes the id).
     assert len({p.track_id for p in plans}) == len(plans), "track ids must be unique within a plan"
     return plans
+
+
+def _style(recipe: Recipe, genre: str, rng: np.random.Generator) -> dict:
+    """bpm, meter and key drawn after every older draw, one uniform each whether set or not, so
+    neither setting them nor narrowing one moves any other value; grid and humanize as given."""
+    u_bpm, u_meter, u_key = (float(rng.random()) for _ in range(3))
+    bpm, meters, keys = (recipe.style(genre, name) for name in ("bpm", "meter", "key"))
+    return {
+        "bpm": None if bpm is None else _draw_bpm(u_bpm, bpm),
+        "meter": None if meters is None else meters[_pick(u_meter, len(meters))],
+        "key": keys[_pick(u_key, len(keys))] if keys else None,  # () is `any`
+        "grid": recipe.style(genre, "grid") or DEFAULT_GRIDS[genre],
+        "humanize": bool(recipe.style(genre, "humanize")),
+    }
+
+
+def _draw_bpm(u: float, bounds: tuple[float, float]) -> float:
+    """Whole beats per minute when both ends are whole (both included), else to 0.1 bpm."""
+    lo, hi = bounds
+    whole = float(lo).is_integer() and float(hi).is_integer()
+    if whole:
+        return float(_draw(u, (int(lo), int(hi)), integer=True, decimals=0))
+    return float(_draw(u, bounds, integer=False, decimals=1))
+
+
+def _pick(u: float, n: int) -> int:
+    return min(n - 1, int(u * n))
 
 
 def _draw(u: float, bounds: tuple, *, integer: bool, decimals: int) -> int | float:

@@ -48,6 +48,13 @@ def _v(check: Any) -> PlainValidator:
 
 FloatRange = tuple[float, float]
 IntRange = tuple[int, int]
+# Beat time and key (docs/recipes.md "Tempo, meter, key and feel"): None means not set here.
+Bpm = Annotated[FloatRange | None, _v(rf.bpm)]
+Meters = Annotated[tuple[tuple[int, int], ...] | None, _v(rf.meters)]
+Keys = Annotated[tuple[str, ...] | None, _v(rf.keys)]  # () is `any`
+Grid = Annotated[tuple[int, ...] | None, _v(rf.grid)]
+BEAT_KEYS = ("bpm", "meter", "grid")  # what only a beat-time model can honour
+STYLE_KEYS = (*BEAT_KEYS, "key", "humanize")
 
 
 class _Section(BaseModel):
@@ -151,6 +158,30 @@ class Outputs(_Section):
     catalogue: bool = True
 
 
+class GenreSettings(_Section):
+    """One genre's `genre_settings` entry: each key set here replaces the top-level one for it."""
+
+    bpm: Bpm = None
+    meter: Meters = None
+    key: Keys = None
+    grid: Grid = None
+    humanize: bool | None = None
+
+
+def _genre_name(value: Any) -> str:
+    """A `genre_settings` key: a genre or an alias, any case -> the canonical genre."""
+    genre = None
+    if isinstance(value, str):
+        try:
+            genre = vocab.canonical_genre(value)
+        except KeyError:
+            pass
+    if genre is None:
+        rf.fail(f"unknown genre {rf.show(value)}", f"use one of {', '.join(vocab.GENRES)} "
+                f"(aliases: {', '.join(vocab.GENRE_ALIASES)})")
+    return genre
+
+
 class Recipe(_Section):
     """A validated recipe. Ranges are (lo, hi) tuples; a single number is (x, x)."""
 
@@ -175,6 +206,12 @@ class Recipe(_Section):
     time_budget_s: Annotated[float | None, _v(lambda v: None if v is None else rf.number(
         v, integer=False, lo=0, hi=86_400, lo_open=True, example="120"))] = None
     device: str = "cpu"
+    bpm: Bpm = None
+    meter: Meters = None
+    key: Keys = None
+    grid: Grid = None
+    humanize: bool = False
+    genre_settings: dict[Annotated[str, _v(_genre_name)], GenreSettings] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -182,12 +219,30 @@ class Recipe(_Section):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for section in ("sampling", "loops", "mastering", "outputs"):
+        for section in ("sampling", "loops", "mastering", "outputs", "genre_settings"):
             if section in data and data[section] is None:  # `sampling:` with nothing under it
                 data[section] = {}
         if "output" not in data and isinstance(data.get("name"), str) and data["name"].strip():
             data["output"] = f"output/{safe_name(data['name'])}"
         return data
+
+    @field_validator("genre_settings", mode="before")
+    @classmethod
+    def _one_entry_per_genre(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        seen: dict[str, Any] = {}
+        for key in value:
+            try:
+                genre = vocab.canonical_genre(key) if isinstance(key, str) else None
+            except KeyError:
+                genre = None
+            if genre in seen:
+                rf.fail(f"genre {genre} given twice (as {rf.show(seen[genre])} and {rf.show(key)})",
+                        "merge them into one entry", key)
+            if genre is not None:
+                seen[genre] = key
+        return {key: {} if settings is None else settings for key, settings in value.items()}
 
     @field_validator("model")
     @classmethod
@@ -281,6 +336,21 @@ class Recipe(_Section):
     def programs(self, genre: str) -> dict[str, int]:
         """Family -> GM program (drums: kit) for a genre's tracks."""
         return dict(self.instrumentation[vocab.canonical_genre(genre)])
+
+    def style(self, genre: str, name: str) -> Any:
+        """A STYLE_KEYS value for a genre's tracks: its `genre_settings` entry, else the top level."""
+        assert name in STYLE_KEYS, name
+        settings = self.genre_settings.get(vocab.canonical_genre(genre))
+        value = None if settings is None else getattr(settings, name)
+        return getattr(self, name) if value is None else value
+
+    def beat_keys_set(self) -> list[str]:
+        """The bpm/meter/grid keys the recipe sets for a genre it makes (they need a beat-time model)."""
+        found = [name for name in BEAT_KEYS if getattr(self, name) is not None]
+        for genre, settings in self.genre_settings.items():
+            if genre in self.genre_counts:
+                found += [f"genre_settings.{genre}.{name}" for name in BEAT_KEYS if getattr(settings, name) is not None]
+        return found
 
 
 def _soundfont_rule(value: str, info: ValidationInfo) -> str:
@@ -386,7 +456,8 @@ def _raise_first(label: str, root: Any, error: ValidationError) -> typing.NoRetu
     found = []
     for item in error.errors(include_url=False):
         ctx = item.get("ctx") or {}
-        loc = (*item["loc"], *(ctx.get("subpath") or ()))
+        # "[key]": pydantic's mark of a mapping key that failed; the key itself is named already.
+        loc = tuple(p for p in (*item["loc"], *(ctx.get("subpath") or ())) if p != "[key]")
         found.append((line_of(root, loc), len(found), loc, item))
     line, _, loc, item = min(found, key=lambda f: f[:2])
     if item["type"] == rf.ERROR_TYPE:
@@ -417,11 +488,17 @@ def _describe(loc: tuple, item: dict) -> tuple[str, str]:
 
 def _known_keys(loc: tuple) -> list[str]:
     model: Any = Recipe
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         info = model.model_fields.get(part) if isinstance(part, str) else None
         if info is None:
             return []
-        options = [info.annotation, *typing.get_args(info.annotation)]
+        kind = info.annotation
+        if typing.get_origin(kind) is dict and parts:  # genre_settings.<genre>: the entry's keys
+            kind = typing.get_args(kind)[1]
+            parts.pop(0)
+        options = [kind, *typing.get_args(kind)]
         models = [t for t in options if isinstance(t, type) and issubclass(t, BaseModel)]
         if not models:
             return []

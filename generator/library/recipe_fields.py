@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from pydantic_core import PydanticCustomError
 
 from generator.library.folders import FOLDER_FIX, folder_problem
+from generator.library.keys import parse_key
 from generator.names import slug
 from generator.tokens import vocab
 
@@ -26,6 +27,10 @@ ERROR_TYPE = "recipe"
 MAX_TRACKS = 10_000
 MAX_DURATION_S = 600.0
 TITLE_FIELDS = ("n", "name", "genre")
+# Beat time (sampling/generate.py keeps the same values; torch-free copies, a test keeps them equal).
+METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))  # SUPPORTED_METERS
+GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat an onset may fall on
+BPM_LIMITS = (20, 300)  # what GenerationRequest accepts
 
 # GS/GM2 drum kits: the program number selects the kit on the drum channel.
 DRUM_KITS = {"standard": 0, "room": 8, "power": 16, "electronic": 24, "tr808": 25, "jazz": 32,
@@ -200,6 +205,77 @@ def cutdowns(value: Any) -> tuple[float, ...]:
         if seconds in lengths[:i]:
             fail(f"{_fmt(seconds)} s is listed twice", "list each cut-down length once", i)
     return lengths
+
+
+def _items(value: Any, what: str, example: str) -> list[tuple[Any, tuple]]:
+    """One value or a non-empty list -> [(item, subpath)], each item once."""
+    if not isinstance(value, (list, tuple)):
+        return [(value, ())]
+    if not value:
+        fail(f"no {what} given", f"write e.g. {example}")
+    for i, item in enumerate(value):
+        if item in value[:i] and not isinstance(item, bool):
+            fail(f"{show(item)} is listed twice", f"list each {what} once", i)
+    return [(item, (i,)) for i, item in enumerate(value)]
+
+
+def bpm(value: Any) -> tuple[float, float] | None:
+    """Tempo in beats per minute: a number or a [lo, hi] range, drawn per track."""
+    if value is None:
+        return None
+    lo, hi = BPM_LIMITS
+    return range_field(integer=False, lo=lo, hi=hi, example="96", example_range="[84, 100]")(value)
+
+
+def meters(value: Any) -> tuple[tuple[int, int], ...] | None:
+    """'3/4' or a list of meters to draw from -> ((3, 4), ...)."""
+    if value is None:
+        return None
+    listed = ", ".join(f"{n}/{d}" for n, d in METERS)
+    found = []
+    for item, subpath in _items(value, "meter", "4/4 or [3/4, 4/4]"):
+        match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{1,2})\s*", item) if isinstance(item, str) else None
+        if match is None:
+            fail(f"expected a meter like 3/4, got {show(item)}", f"write one of {listed}", *subpath)
+        meter = (int(match.group(1)), int(match.group(2)))
+        if meter not in METERS:
+            fail(f"{meter[0]}/{meter[1]} is not a meter gen can write", f"use one of {listed}", *subpath)
+        found.append(meter)
+    return tuple(found)
+
+
+def keys(value: Any) -> tuple[str, ...] | None:
+    """'any', a key or a list of keys to draw from -> canonical names ('F# minor'); 'any' -> ()."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "any":
+        return ()
+    example = "C, Am, F# minor or Eb major"
+    found = []
+    for item, subpath in _items(value, "key", "[C, Am] or any"):
+        key = parse_key(item) if isinstance(item, str) else None
+        if key is None and str(item).strip().lower() == "any":
+            fail("`any` inside a list of keys", "write `key: any` alone, or list keys like [C, Am]", *subpath)
+        if key is None:
+            fail(f"{show(item)} is not a key", f"write e.g. {example}, or any", *subpath)
+        if key.name in found:
+            fail(f"{show(item)} is {key.name} again", "list each key once", *subpath)
+        found.append(key.name)
+    return tuple(found)
+
+
+def grid(value: Any) -> tuple[int, ...] | None:
+    """Parts of a beat an onset may fall on: one number or a list (4: sixteenths, 3: eighth triplets)."""
+    if value is None:
+        return None
+    listed = ", ".join(map(str, GRID_DIVISIONS))
+    found = []
+    for item, subpath in _items(value, "division", "[4, 3]"):
+        if isinstance(item, bool) or not isinstance(item, int) or item not in GRID_DIVISIONS:
+            fail(f"{show(item)} is not a division of the beat gen knows",
+                 f"use whole numbers among {listed}, e.g. [4, 3] for sixteenths and eighth triplets", *subpath)
+        found.append(item)
+    return tuple(found)
 
 
 def thresholds(value: Any) -> dict[str, float | int]:

@@ -20,5 +20,15 @@ def recipe_summary(recipe: Recipe, label: str, plans: list[TrackPlan], *, tracks
         f"  output:   {recipe.output_dir()}",
     ]
     if tracks:
-        lines += [f"  {p.track_id}  {p.genre:<7} {p.duration_s:6.1f} s  seed {p.seed:<20d} {p.title}" for p in plans]
+        lines += [f"  {p.track_id}  {p.genre:<7} {p.duration_s:6.1f} s  seed {p.seed:<20d} {p.title}{_style(p)}"
+                  for p in plans]
     return lines
+
+
+def _style(plan: TrackPlan) -> str:
+    """'  [96 bpm, 3/4, D major, humanized]' for what the recipe sets, '' when it sets none of it."""
+    parts = [f"{plan.bpm:g} bpm" if plan.bpm is not None else "",
+             f"{plan.meter[0]}/{plan.meter[1]}" if plan.meter else "", plan.key or "",
+             "humanized" if plan.humanize else ""]
+    shown = ", ".join(p for p in parts if p)
+    return f"  [{shown}]" if shown else ""
