@@ -263,6 +263,7 @@ class _Composed:
     duration_s: float
     ending: str
     rejections: tuple[str, ...]
+    bpm: float | None = None  # beat time: the tempo the track was made at
 
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
@@ -295,7 +296,8 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
         if r.result is None:
             composed.append(_Composed(None, 0.0, recipe.mastering.ending, reasons))
         else:
-            composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons))
+            composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons,
+                                      r.result.bars.bpm if r.result.bars else None))
     return composed
 
 
@@ -307,7 +309,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
 
     recipe = ctx.recipe
     ids, semitones = style.in_key(plan, composed.ids, ctx.model)
-    midi = ids_to_midi(ids, programs=_programs(recipe, plan.genre))
+    encoding = ctx.model.encoding
+    midi = ids_to_midi(ids, programs=_programs(recipe, plan.genre), encoding=encoding, bpm=composed.bpm)
     mastered = _render_and_master(ctx, plan, composed, midi, stage_s, notify, counts)
 
     done, total = counts()
@@ -320,7 +323,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
     info = TrackInfo(
         track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
-        bpm=style.track_bpm(plan, midi, _estimated_bpm), key=_estimated_key(ids), duration_s=duration_s,
+        bpm=style.track_bpm(plan, composed.bpm, midi, _estimated_bpm), key=_estimated_key(ids, encoding),
+        duration_s=duration_s,
         model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
         tags=(plan.genre, recipe.name), sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
@@ -404,9 +408,8 @@ def _estimated_bpm(midi) -> float | None:
     return round(bpm, 1) if 40 <= bpm <= 240 else None
 
 
-def _estimated_key(ids) -> str | None:
+def _estimated_key(ids, encoding) -> str | None:
     """The key of the output (after any move to a requested key), as the tags and catalogue show it."""
     from generator.eval.features import estimate_key
-    from generator.tokens.tokenizer import ids_to_notes
 
-    return estimate_key(ids_to_notes(ids))
+    return estimate_key(encoding.decode(ids))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 GROUP_SIZE = 8  # the pipeline samples fixed groups of 8 consecutive tracks together
 # The onset grid of a genre whose recipe sets no `grid`: parts of a beat (4: sixteenths, 3: eighth
 # triplets); jazz swings, so its triplets come first.
-DEFAULT_GRIDS: dict[str, tuple[int, ...]] = {"classic": (4, 3), "jazz": (3, 4), "calm": (4,), "pop": (4,)}
+DEFAULT_GRIDS = vocab.DEFAULT_GRIDS
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ MAX_TRACKS = 10_000
 MAX_DURATION_S = 600.0
 TITLE_FIELDS = ("n", "name", "genre")
 # Beat time (sampling/generate.py keeps the same values; torch-free copies, a test keeps them equal).
-METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))  # SUPPORTED_METERS
-GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat an onset may fall on
+METERS = vocab.METERS
+GRID_DIVISIONS = vocab.GRID_DIVISIONS
 BPM_LIMITS = (20, 300)  # what GenerationRequest accepts
 
 # GS/GM2 drum kits: the program number selects the kit on the drum channel.

@@ -49,9 +49,13 @@ def in_key(plan: TrackPlan, ids: tuple[int, ...], model: object) -> tuple[tuple[
     return tuple(moved), semitones
 
 
-def track_bpm(plan: TrackPlan, midi: Any, estimate: Callable[[Any], float | None]) -> float | None:
-    """The track's BPM label: the planned tempo, else `estimate(midi)`."""
-    return plan.bpm if plan.bpm is not None else estimate(midi)
+def track_bpm(plan: TrackPlan, played_bpm: float | None, midi: Any,
+              estimate: Callable[[Any], float | None]) -> float | None:
+    """The track's BPM label: the planned tempo, else the tempo a beat-time model played it at
+    (its genre's), else `estimate(midi)`."""
+    if plan.bpm is not None:
+        return plan.bpm
+    return played_bpm if played_bpm is not None else estimate(midi)
 
 
 def planned(plan: TrackPlan, semitones: int, beat_time: bool) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from generator.model.checkpoint import FORMAT, read_checkpoint, save_checkpoint
 from generator.model.transformer import ModelConfig, MusicTransformer
 from generator.tokens import beat_codec, vocab
 from generator.tokens.tokenizer import augment_ids
+from generator.tokens.transpose import transpose_ids
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class WindowSampler:
         piece = ids[: start + body + 1]
         window = beat_codec.window_at(piece, start) if start > 0 else piece.tolist()
         if self.augment:
-            window = beat_codec.transpose(window, int(rng.integers(-3, 4)))
+            window = transpose_ids(window, int(rng.integers(-3, 4)), self.shard.encoding)
         ended = start + body + 1 >= len(ids) and len(window) <= body
         return window, ended
 

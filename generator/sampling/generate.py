@@ -28,12 +28,12 @@ from generator.tokens.encoding import Encoding
 log = logging.getLogger(__name__)
 
 MAX_PRIMER_TOKENS = 512
-SUPPORTED_METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (9, 8), (12, 8))
-GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat: each divides the 48 steps of a beat
+SUPPORTED_METERS = vocab.METERS
+GRID_DIVISIONS = vocab.GRID_DIVISIONS
 # A beat-time request without its own values plays at its genre's tempo on its genre's grid:
 # sixteenths everywhere, and eighth triplets where the genre swings or uses them (jazz, classic).
 DEFAULT_BPM = {"classic": 96.0, "jazz": 132.0, "calm": 64.0, "pop": 108.0}
-DEFAULT_GRID = {"classic": (4, 3), "jazz": (3, 4), "calm": (4, 3), "pop": (4,)}
+DEFAULT_GRID = vocab.DEFAULT_GRIDS
 
 Progress = Callable[[int, int], None]  # (requests finished, requests in all)
 

@@ -190,26 +190,6 @@ def decode_piece(ids: Sequence[int], encoding: TimeGrid) -> BeatPiece:
     return BeatPiece(notes, tuple(bars), tuple(changes))
 
 
-def transpose(ids: Sequence[int], semitones: int) -> list[int]:
-    """Pitched notes and chord roots moved by `semitones` (drums stay); a note pushed out of
-    0..127 loses its NOTE_ON and NOTE_OFF. The family in force before the ids is taken as piano."""
-    out, family = [], 0
-    for token in ids:
-        t = int(token)
-        if vocab.is_instrument(t):
-            family = t - vocab.INSTRUMENT
-        elif vocab.NOTE_ON <= t < vocab.VELOCITY and family != vocab.DRUMS_FAMILY:
-            base = vocab.NOTE_ON if t < vocab.NOTE_OFF else vocab.NOTE_OFF
-            pitch = t - base + semitones
-            if not 0 <= pitch <= 127:
-                continue
-            t = base + pitch
-        elif vocab.CHORD <= t < vocab.CHORD_NONE:
-            t = vocab.CHORD + chords.transpose_chord(t - vocab.CHORD, semitones)
-        out.append(t)
-    return out
-
-
 def state_before(ids: Sequence[int] | np.ndarray, index: int) -> tuple[int | None, int | None, int]:
     """(METER token, CHORD token, instrument family) in force just before ids[index]."""
     meter = chord = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from generator.tokens import vocab
+from generator.tokens import chords, vocab
 from generator.tokens.encoding import Encoding
 
 
@@ -20,8 +20,8 @@ def transpose_ids(ids: Sequence[int], semitones: int, encoding: Encoding) -> lis
     all pitched; a stream starts in family 0, piano, as the decoders do). A note pushed out of
     0..127 is dropped, its NOTE_ON and NOTE_OFF alike (as augment_ids does); a generated piece
     within the default pitch range [21, 96] never is, since a key change moves at most 6.
-    Chord tokens (the beat encoding's CHORD, root = index % 12) must move with the notes: that
-    belongs here, next to the NOTE_ON/NOTE_OFF rule.
+    The beat encoding's CHORD tokens move their root with the notes (CHORD(N.C.) stays). Training
+    augments beat windows with this too.
     """
     shift = int(semitones)
     instruments = encoding.instrument_ids
@@ -36,5 +36,7 @@ def transpose_ids(ids: Sequence[int], semitones: int, encoding: Encoding) -> lis
             if not 0 <= pitch < vocab.N_PITCHES:
                 continue
             t = base + pitch
+        elif encoding.has_bars and vocab.CHORD <= t < vocab.CHORD_NONE:
+            t = vocab.CHORD + chords.transpose_chord(t - vocab.CHORD, shift)
         out.append(t)
     return out

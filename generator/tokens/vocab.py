@@ -49,7 +49,11 @@ CHORD = METER + len(METERS)  # 418..513: CHORD(index), tokens/chords.py (quality
 N_CHORD_TOKENS = 96
 CHORD_NONE = CHORD + N_CHORD_TOKENS  # 514: no chord (N.C.)
 BEAT_VOCAB_SIZE = CHORD_NONE + 1  # 515
+GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat an onset may fall on: each divides STEPS_PER_BEAT
 STEPS_PER_BEAT = 48  # 16ths (12), eighth triplets (16), sixteenth triplets (8), 32nds (6) all exact
+# The onset grid of a genre when a recipe or request sets none: sixteenths, and eighth triplets where
+# the genre swings or uses them.
+DEFAULT_GRIDS: dict[str, tuple[int, ...]] = {"classic": (4, 3), "jazz": (3, 4), "calm": (4,), "pop": (4,)}
 REFERENCE_BPM = 125.0  # one step is 10 ms at this tempo
 
 
