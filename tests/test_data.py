@@ -263,3 +263,11 @@ def test_a_rendering_is_reproducible_without_the_cache():
     for source in ("jazz-mma", "pop-nottingham", "calm-charts"):
         job = list_jobs(source, CORPUS.parent)[0]
         assert midi_to_ids(load_job(job)) == midi_to_ids(load_job(job)), source
+
+
+def test_committed_beat_shards_mark_bars_in_every_genre_and_split():
+    rows, shards = _check_shards(REPO / "data" / "beat", "beat")
+    for split, shard in shards.items():
+        assert set(np.unique(shard["genre"]).tolist()) == set(range(len(vocab.GENRES))), split
+    hours = {g: sum(r["seconds"] for r in rows if r["genre"] == g) / 3600 for g in vocab.GENRES}
+    assert min(hours.values()) >= 5.0 and sum(hours.values()) >= 50.0, hours
