@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from generator.model.transformer import ModelConfig, MusicTransformer
-from generator.sampling.generate import GenerationRequest, bar_plan, generate
+from generator.sampling.generate import DEFAULT_BPM, GenerationRequest, bar_plan, generate
 from generator.sampling.params import SamplingParams
 from generator.tokens import beat_codec, chords, tokenizer, vocab
 from generator.tokens.encoding import BEAT, encoding_of
@@ -126,6 +126,15 @@ def _tiny_beat_model(seed: int = 0, time_bias: float = 4.0) -> MusicTransformer:
     with torch.no_grad():
         model.head.bias[vocab.TIME_SHIFT:vocab.END] += time_bias
     return model
+
+
+@pytest.mark.parametrize("genre", vocab.GENRES)
+@pytest.mark.parametrize("seconds", [7.0, 15.0, 31.0, 60.0])
+def test_without_a_tempo_whole_bars_fill_the_duration_near_the_genres_tempo(genre, seconds):
+    plan = bar_plan(GenerationRequest(genre, 0, seconds, meter=(4, 4)))
+    usual = DEFAULT_BPM[genre]
+    assert 0.9 * usual <= plan.bpm <= 1.1 * usual and plan.bpm.is_integer()
+    assert abs(plan.n_bars * 4 * 60 / plan.bpm - seconds) / seconds <= vocab.BAR_FIT
 
 
 @pytest.mark.parametrize("meter,bpm,grid", [((4, 4), 120.0, (4,)), ((3, 4), 90.0, (3,)), ((6, 8), 100.0, (2,))])

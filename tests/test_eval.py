@@ -20,6 +20,7 @@ from generator.eval.evaluate import (
 )
 from generator.eval.musicality import NAMES as MUSICALITY_NAMES
 from generator.tokens import vocab
+from generator.tokens.encoding import BEAT, DEFAULT
 from generator.tokens.tokenizer import Note, ids_to_notes, midi_to_ids, midi_to_notes, notes_to_ids
 from paths import SBER_MIDI  # noqa: E402
 
@@ -189,16 +190,33 @@ def test_a_whole_training_piece_is_one_long_copy(sber_pieces):
 # --- endings and baselines -------------------------------------------------------------------------
 
 
+def _track(ids, encoding=DEFAULT, bpm=None):
+    return GeneratedTrack("jazz", 0, 1.0, tuple(ids), (), encoding, bpm)
+
+
 def test_ending_checks_find_unreleased_notes():
     T = vocab.TIME_SHIFT
     clean = [vocab.NOTE_ON + 60, T + 49, vocab.NOTE_OFF + 60, vocab.END]
-    assert ending_checks(clean) == (True, True)
+    assert ending_checks(_track(clean)) == (True, True)
     hanging = [vocab.NOTE_ON + 60, T + 49, vocab.NOTE_ON + 64, T + 9, vocab.NOTE_OFF + 60, vocab.END]
-    assert ending_checks(hanging)[0] is False
+    assert ending_checks(_track(hanging))[0] is False
     # NOTE_OFF of the same pitch on another instrument does not release it
     other = [vocab.NOTE_ON + 60, T + 49, vocab.INSTRUMENT + 4, vocab.NOTE_OFF + 60]
-    assert ending_checks(other)[0] is False
-    assert ending_checks([T + 9, vocab.NOTE_ON + 60])[1] is False  # a note struck at the very end
+    assert ending_checks(_track(other))[0] is False
+    assert ending_checks(_track([T + 9, vocab.NOTE_ON + 60]))[1] is False  # a note struck at the very end
+
+
+def test_beat_tracks_are_measured_at_their_tempo_with_one_shot_drums():
+    T = vocab.TIME_SHIFT
+    drums = vocab.INSTRUMENT + vocab.DRUMS_FAMILY
+    ids = [vocab.BAR, vocab.METER + 2, drums, vocab.NOTE_ON + 36, vocab.INSTRUMENT, vocab.NOTE_ON + 60,
+           T + 47, T + 47, T + 47, T + 47, vocab.NOTE_OFF + 60, vocab.END]  # one 4/4 bar: 192 steps
+    at_125 = _track(ids, BEAT)
+    assert ending_checks(at_125) == (True, True)  # the kick has no NOTE_OFF and needs none
+    assert at_125.seconds() == pytest.approx(1.92)
+    at_100 = _track(ids, BEAT, bpm=100.0)
+    assert at_100.seconds() == pytest.approx(2.4)  # a 4/4 bar at 100 bpm
+    assert max(n.end_s for n in at_100.notes()) == pytest.approx(2.4)
 
 
 def test_unigram_baseline_matches_a_hand_count(tmp_path):

@@ -10,6 +10,7 @@ from generator.library import recipe_fields as rf
 from generator.library.fingerprint import PARTS, STYLE_PARTS, track_fingerprints
 from generator.library.plan import DEFAULT_GRIDS, plan_tracks
 from generator.library.recipe import parse_recipe
+from generator.tokens import vocab
 
 BASE = "name: Styled\nseed: 11\nduration_s: [70, 120]\nsampling:\n  temperature: [0.8, 1.2]\n  top_k: [10, 80]\n"
 
@@ -79,6 +80,21 @@ def test_bpm_draws_whole_numbers_from_whole_ends_and_tenths_otherwise():
     assert set(whole) == {90.0, 91.0, 92.0}
     fine = [p.bpm for p in plan_tracks(recipe("bpm: [92.5, 93.5]\n"))]
     assert all(92.5 <= b <= 93.5 and round(b, 1) == b for b in fine) and len(set(fine)) > 1
+
+
+def test_a_bpm_range_is_used_to_make_whole_bars_fill_the_duration():
+    """A track is whole bars: within its range the tempo is nudged so that they last its duration
+    (to 1%); a single bpm is kept as given, whatever the bars come to."""
+    short = "name: S\nseed: 3\nduration_s: [8, 40]\noutputs: {cutdowns_s: []}\n"
+    plans = plan_tracks(parse_recipe(f"{short}genres: {{jazz: 40}}\nbpm: [80, 120]\nmeter: [3/4, 4/4, 6/8]\n",
+                                     "s.yaml", check_files=False))
+    for p in plans:
+        bar_s = vocab.quarters_per_bar(p.meter) * 60 / p.bpm
+        bars = p.duration_s / bar_s
+        assert 80 <= p.bpm <= 120 and p.bpm.is_integer()
+        assert abs(round(bars) - bars) / bars <= vocab.BAR_FIT, (p.duration_s, p.meter, p.bpm)
+    fixed = plan_tracks(parse_recipe(f"{short}genres: {{jazz: 10}}\nbpm: 97\n", "s.yaml", check_files=False))
+    assert {p.bpm for p in fixed} == {97.0}
 
 
 def test_meters_and_grid_divisions_are_the_samplers():

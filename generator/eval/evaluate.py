@@ -73,6 +73,18 @@ class GeneratedTrack:
     target_s: float
     ids: tuple[int, ...] | None  # None: given up after max_attempts rejections
     rejections: tuple[str, ...] = ()  # loop-detector reasons of the rejected attempts
+    encoding: Encoding = DEFAULT  # what the ids mean (the model's encoding)
+    bpm: float | None = None  # beat time: the tempo it was made at (its notes are measured at it)
+
+    def notes(self) -> list:
+        from generator.tokens.tokenizer import ids_to_notes
+
+        return ids_to_notes(self.ids, encoding=self.encoding, bpm=self.bpm)
+
+    def seconds(self) -> float:
+        from generator.tokens.tokenizer import seconds_of
+
+        return seconds_of(self.ids, encoding=self.encoding, bpm=self.bpm)
 
 
 @dataclass(frozen=True)
@@ -190,22 +202,22 @@ def compare_features(real: np.ndarray, generated: np.ndarray) -> tuple[list, dic
     return rows, hists
 
 
-def ending_checks(ids: Sequence[int]) -> tuple[bool, bool]:
-    """(released, within_track): every note released by a NOTE_OFF before the end; no note ends
-    after the track's last time or lasts longer than the track."""
-    from generator.tokens.tokenizer import ids_to_notes, seconds_of
-
+def ending_checks(track: GeneratedTrack) -> tuple[bool, bool]:
+    """(released, within_track): every note released by a NOTE_OFF before the end (beat time's
+    one-shot drums have none); no note ends after the track's last time or lasts longer than it."""
+    one_shot_drums = track.encoding.has_bars
     family, sounding = 0, set()
-    for token in ids:
+    for token in track.ids:
         t = int(token)
         if t < vocab.NOTE_OFF:
-            sounding.add((family, t))
+            if not (one_shot_drums and family == vocab.DRUMS_FAMILY):
+                sounding.add((family, t))
         elif t < vocab.VELOCITY:
             sounding.discard((family, t - vocab.NOTE_OFF))
         elif vocab.INSTRUMENT <= t < vocab.VOCAB_SIZE:
             family = t - vocab.INSTRUMENT
-    end_s = seconds_of(ids)
-    notes = ids_to_notes(ids)
+    end_s = track.seconds()
+    notes = track.notes()
     within = all(n.end_s <= end_s + 1e-9 and n.end_s - n.start_s <= end_s + 1e-9 for n in notes)
     return not sounding, within
 
@@ -245,8 +257,6 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
                     stage: Stage | None = None) -> EvalReport:
     """Every measure that needs no model, for `tracks` against the train (reference, classifier,
     copies) and test (held-out sanity check) shards."""
-    from generator.tokens.tokenizer import ids_to_notes, seconds_of
-
     stage = stage or (lambda name: None)
     rng = np.random.default_rng(settings.seed)
     stage("real reference")
@@ -260,8 +270,8 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
 
     stage("features")
     kept = [(k, t) for k, t in enumerate(tracks) if t.ids is not None]
-    notes = [ids_to_notes(t.ids) for _, t in kept]
-    lengths = [seconds_of(t.ids) for _, t in kept]
+    notes = [t.notes() for _, t in kept]
+    lengths = [t.seconds() for _, t in kept]
     x_gen = _vectors(notes, lengths)
     comparisons, hist_overlap = compare_features(x_ref, x_gen) if kept else ([], {})
     matched = _matched_rows(heldout, settings, rng)  # as many held-out pieces as generated tracks
@@ -295,7 +305,7 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
             continue
         copy = index.longest_copy(*metrics.id_symbols(
             track.ids, transposition_invariant=settings.transposition_invariant))
-        released, within = ending_checks(track.ids)
+        released, within = ending_checks(track)
         rows.append(TrackRow(
             k, track.genre, track.seed, True, vocab.GENRES[predicted[j]], track.target_s, lengths[j],
             100 * abs(lengths[j] - track.target_s) / track.target_s, released, within,
@@ -354,9 +364,11 @@ def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
                 for g in settings.genres for k in range(settings.per_genre)]
     results = compose_many(model, requests, max_attempts=settings.max_attempts, device=device,
                            batch_size=settings.batch_size, progress=progress)
+    encoding = model.encoding
     return [GeneratedTrack(req.genre, req.seed, req.duration_s,
                            tuple(res.result.ids) if res.accepted else None,
-                           tuple(reason for _, reason in res.rejections))
+                           tuple(reason for _, reason in res.rejections), encoding,
+                           res.result.bars.bpm if res.accepted and res.result.bars else None)
             for req, res in zip(requests, results)]
 
 

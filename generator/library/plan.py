@@ -71,34 +71,38 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
                                   sber_compatible=recipe.sampling.sber_compatible)
         title = recipe.title_template.format(n=index + 1, name=recipe.name, genre=genre).strip()
         plans.append(TrackPlan(index, f"{slug}_{index + 1:0{width}d}", genre, seed, duration_s,
-                               sampling, title, **_style(recipe, genre, rng)))
+                               sampling, title, **_style(recipe, genre, duration_s, rng)))
     # Ids carry the index, never the title: titles that slug alike (or a long name cut short) still
     # give distinct ids, and so distinct folders and files (export.track_basename hashes the id).
     assert len({p.track_id for p in plans}) == len(plans), "track ids must be unique within a plan"
     return plans
 
 
-def _style(recipe: Recipe, genre: str, rng: np.random.Generator) -> dict:
+def _style(recipe: Recipe, genre: str, duration_s: float, rng: np.random.Generator) -> dict:
     """bpm, meter and key drawn after every older draw, one uniform each whether set or not, so
     neither setting them nor narrowing one moves any other value; grid and humanize as given."""
     u_bpm, u_meter, u_key = (float(rng.random()) for _ in range(3))
     bpm, meters, keys = (recipe.style(genre, name) for name in ("bpm", "meter", "key"))
+    meter = None if meters is None else meters[_pick(u_meter, len(meters))]
     return {
-        "bpm": None if bpm is None else _draw_bpm(u_bpm, bpm),
-        "meter": None if meters is None else meters[_pick(u_meter, len(meters))],
+        "bpm": None if bpm is None else _draw_bpm(u_bpm, bpm, duration_s, meter or (4, 4)),
+        "meter": meter,
         "key": keys[_pick(u_key, len(keys))] if keys else None,  # () is `any`
         "grid": recipe.style(genre, "grid") or DEFAULT_GRIDS[genre],
         "humanize": bool(recipe.style(genre, "humanize")),
     }
 
 
-def _draw_bpm(u: float, bounds: tuple[float, float]) -> float:
-    """Whole beats per minute when both ends are whole (both included), else to 0.1 bpm."""
+def _draw_bpm(u: float, bounds: tuple[float, float], duration_s: float, meter: tuple[int, int]) -> float:
+    """Whole beats per minute when both ends are whole (both included), else to 0.1 bpm; then the
+    tempo of the range nearest it at which whole bars fill the track's duration (vocab.fitted_tempo)."""
     lo, hi = bounds
     whole = float(lo).is_integer() and float(hi).is_integer()
     if whole:
-        return float(_draw(u, (int(lo), int(hi)), integer=True, decimals=0))
-    return float(_draw(u, bounds, integer=False, decimals=1))
+        drawn = float(_draw(u, (int(lo), int(hi)), integer=True, decimals=0))
+    else:
+        drawn = float(_draw(u, bounds, integer=False, decimals=1))
+    return vocab.fitted_tempo(duration_s, meter, drawn, bounds, 1.0 if whole else 0.1)
 
 
 def _pick(u: float, n: int) -> int:

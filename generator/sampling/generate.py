@@ -193,11 +193,16 @@ def parse_meter(text: str, where: str = "meter") -> tuple[int, int]:
 
 
 def bar_plan(request: GenerationRequest) -> BarPlan:
-    """The bars a beat-time request plays: its meter and tempo (or its genre's), and the whole
-    number of bars nearest to its duration (at least one)."""
+    """The bars a beat-time request plays: its meter and tempo, and the whole number of bars
+    nearest to its duration (at least one). Without a tempo: the whole bpm within 10% of its
+    genre's DEFAULT_BPM nearest it at which whole bars fill the duration (vocab.fitted_tempo)."""
     genre = vocab.canonical_genre(request.genre)
     meter = tuple(request.meter) if request.meter is not None else (4, 4)
-    bpm = float(request.bpm) if request.bpm is not None else DEFAULT_BPM[genre]
+    if request.bpm is not None:
+        bpm = float(request.bpm)
+    else:
+        usual = DEFAULT_BPM[genre]
+        bpm = vocab.fitted_tempo(request.duration_s, meter, usual, (0.9 * usual, 1.1 * usual), 1.0)
     grid = tuple(request.grid) if request.grid is not None else DEFAULT_GRID[genre]
     bar_s = vocab.quarters_per_bar(meter) * 60.0 / bpm
     return BarPlan(meter, bpm, max(1, round(request.duration_s / bar_s)), grid)

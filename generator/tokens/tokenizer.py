@@ -188,7 +188,7 @@ def ids_to_midi(
         tempo = float(bpm or vocab.REFERENCE_BPM)
         piece = beat_codec.decode_piece(ids, encoding)
         scale = vocab.REFERENCE_BPM / tempo  # reference seconds -> seconds at the track's tempo
-        decoded = [Note(n.pitch, n.start_s * scale, n.end_s * scale, n.velocity, n.instrument) for n in piece.notes]
+        decoded = at_tempo(piece.notes, tempo)
         pm = pretty_midi.PrettyMIDI(resolution=BEAT_MIDI_RESOLUTION, initial_tempo=tempo)
         last = None
         for bar in piece.bars:
@@ -227,18 +227,27 @@ def notes_to_ids(notes: Sequence[Note], *, encoding: Encoding = DEFAULT) -> list
     return encoding.encode(notes)
 
 
-def ids_to_notes(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> list[Note]:
+def ids_to_notes(ids: Sequence[int], *, encoding: Encoding = DEFAULT, bpm: float | None = None) -> list[Note]:
     """Notes for token ids; never raises: GENRE/END/PAD/unknown ids and orphan NOTE_OFFs are skipped.
 
     Default encoding: notes come sorted by (start, family, pitch) and last at least one tick.
     Sber: exactly the notes (and order) of the Sber decoder.
+    Beat encodings: seconds at `bpm` (the reference tempo when None; ignored by the others).
     """
-    return encoding.decode(ids)
+    notes = encoding.decode(ids)
+    return at_tempo(notes, bpm) if encoding.has_bars and bpm else notes
 
 
-def seconds_of(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> float:
-    """Music time the ids cover: the sum of their time shifts, in seconds."""
-    return encoding.seconds_of(ids)
+def seconds_of(ids: Sequence[int], *, encoding: Encoding = DEFAULT, bpm: float | None = None) -> float:
+    """Music time the ids cover: the sum of their time shifts, in seconds (at `bpm`, as ids_to_notes)."""
+    seconds = encoding.seconds_of(ids)
+    return seconds * vocab.REFERENCE_BPM / bpm if encoding.has_bars and bpm else seconds
+
+
+def at_tempo(notes: Sequence[Note], bpm: float) -> list[Note]:
+    """Beat-time notes held in reference seconds (vocab.REFERENCE_BPM), moved to `bpm`."""
+    scale = vocab.REFERENCE_BPM / float(bpm)
+    return [Note(n.pitch, n.start_s * scale, n.end_s * scale, n.velocity, n.instrument) for n in notes]
 
 
 def names(ids: Sequence[int], *, encoding: Encoding = DEFAULT) -> list[str]:

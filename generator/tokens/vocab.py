@@ -7,6 +7,8 @@ that one sequence can carry several instruments (and so real stems).
 
 from __future__ import annotations
 
+import math
+
 NOTE_ON = 0  # 0..127: NOTE_ON(pitch)
 NOTE_OFF = 128  # 128..255: NOTE_OFF(pitch)
 VELOCITY = 256  # 256..287: VELOCITY(bin), 32 bins of 4
@@ -64,6 +66,26 @@ def is_instrument(token: int) -> bool:
 def quarters_per_bar(meter: tuple[int, int]) -> float:
     numerator, denominator = meter
     return numerator * 4 / denominator
+
+
+BAR_FIT = 0.01  # whole bars fill a track's duration to within 1% at a fitted tempo
+
+
+def fitted_tempo(duration_s: float, meter: tuple[int, int], bpm: float, bounds: tuple[float, float],
+                 step: float) -> float:
+    """The tempo on a `step` grid within `bounds` nearest `bpm` at which a whole number of bars of
+    `meter` (quarter-note bpm) lasts `duration_s` to within BAR_FIT; where none does, the one that
+    comes nearest. A track is whole bars, so a tempo range is used to hit its duration."""
+    lo, hi = bounds
+    best = None
+    for k in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1):
+        tempo = round(k * step, 6)
+        bars = duration_s * tempo / 60.0 / quarters_per_bar(meter)
+        miss = abs(max(1, round(bars)) - bars) / bars
+        rank = (miss > BAR_FIT, miss if miss > BAR_FIT else abs(tempo - bpm))
+        if best is None or rank < best[0]:
+            best = (rank, tempo)
+    return bpm if best is None else best[1]
 
 
 def canonical_genre(name: str) -> str:
