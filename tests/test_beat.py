@@ -198,3 +198,28 @@ def test_notes_in_reference_seconds_encode_in_four_four():
     ids = BEAT.encode(notes)
     assert ids.count(vocab.BAR) == 2  # 1.92 reference seconds = 4 beats: the second bar
     assert [n.pitch for n in BEAT.decode(ids)] == [60, 64, 67]
+
+
+@pytest.mark.parametrize("ring_ticks", [0, 100, 500])
+def test_a_row_closed_early_still_ends_on_a_bar_line_with_every_bar_marked(ring_ticks):
+    """A time budget or token cap stops a beat row mid-bar: the close rings on to the next bar
+    line (never a time shift across one, every bar line crossed marked) and releases every note."""
+    from generator.sampling.rowstate import BarPlan, RowState
+
+    plan = BarPlan((3, 4), 120.0, 8, (4,))
+    row = RowState(0, vocab.GENRE + 3, (), 20.0, "ring", 1, BEAT, bars=plan)
+    for token in (vocab.BAR, vocab.METER + vocab.METERS.index((3, 4)), vocab.NOTE_ON + 60,
+                  vocab.TIME_SHIFT + 71, vocab.TIME_SHIFT + 71, vocab.BAR, vocab.TIME_SHIFT + 23, vocab.NOTE_ON + 64):
+        row.push(token)
+    row.close("time_budget", ring_ticks=ring_ticks)
+    ids = row.tokens
+    clock, bar_lines = 0, []
+    for token in ids:
+        if token == vocab.BAR:
+            bar_lines.append(clock)
+        clock += BEAT.ticks_of(token)
+        if vocab.TIME_SHIFT <= token < vocab.END:
+            assert clock <= (len(bar_lines)) * plan.bar_steps, "no time shift crosses a bar line"
+    assert clock % plan.bar_steps == 0 and clock >= 168 + ring_ticks
+    assert bar_lines == list(range(0, clock, plan.bar_steps))
+    assert not row.sounding and ids[-1] == vocab.END and row.stop_reason == "time_budget"

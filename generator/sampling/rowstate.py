@@ -196,18 +196,31 @@ class RowState:
         remaining = max(0, self.target_ticks - self.ticks)
         wait = remaining if fill else (min(ring_ticks, remaining) if self.sounding else 0)
         end = self.ticks + wait
+        if self.bars is not None and end < self.target_ticks:  # beat time: a track ends on a bar line
+            past = max(0, end - self.next_bar_tick)
+            end = min(self.target_ticks, self.next_bar_tick + -(-past // self.bars.bar_steps) * self.bars.bar_steps)
         if self.max_hold_ticks is not None:  # notes that would ring past their limit end on time
             for due, key in sorted((onset + self.max_hold_ticks, key) for key, onset in self.sounding.items()):
                 if due >= end:
                     break
-                for token in self.encoding.shift_tokens(max(0, due - self.ticks)):
-                    self.push(token)
+                self._advance_to(due)
                 self._release([key])
-        for token in self.encoding.shift_tokens(end - self.ticks):
-            self.push(token)
+        self._advance_to(end)
         self._release(sorted(self.sounding, key=lambda k: (k[0] != self.family, k)))
         self.push(vocab.END)
         self.stop_reason = reason
+
+    def _advance_to(self, tick: int) -> None:
+        """Run the clock on to `tick`; in beat time marking every bar line on the way (never a
+        time shift across one), as the sampler's own bars are."""
+        while self.ticks < tick:
+            forced = self._bar_line()
+            if forced is not None and self.ticks < tick:
+                self.push(forced)
+                continue
+            stop = tick if self.bars is None else min(tick, self.next_bar_tick)
+            for token in self.encoding.shift_tokens(stop - self.ticks):
+                self.push(token)
 
     def _release(self, keys: list[tuple[int, int]]) -> None:
         for family, pitch in keys:
