@@ -193,6 +193,23 @@ def test_warm_start_keeps_the_shared_rows():
     assert encoding_of(child) is BEAT
 
 
+def test_a_longer_context_warm_start_predicts_as_its_parent_within_the_parents_context():
+    """Er row M-1-d is distance d: the child's rows for the distances the parent knew are the
+    parent's, so on a sequence the parent could see whole both give the same logits."""
+    from generator.model.train import extended_state
+
+    torch.manual_seed(0)
+    parent = MusicTransformer(replace(ModelConfig.tiny(), max_seq=32)).eval()
+    torch.manual_seed(1)
+    child = MusicTransformer(replace(ModelConfig.tiny(), max_seq=64)).eval()
+    child.load_state_dict(extended_state(parent.state_dict(), child, "parent.pt"))
+    ids = torch.randint(0, vocab.VOCAB_SIZE, (2, 32))
+    with torch.no_grad():
+        assert torch.allclose(child(ids), parent(ids), atol=1e-5)
+    er = child.blocks[0].attn.er
+    assert torch.equal(er[:, :32], er[:, 32:33].expand(-1, 32, -1))  # farther distances start as its farthest
+
+
 def test_notes_in_reference_seconds_encode_in_four_four():
     notes = [Note(60, 0.0, 0.48, 80), Note(64, 0.48, 0.96, 80), Note(67, 1.92, 2.4, 80)]
     ids = BEAT.encode(notes)

@@ -84,6 +84,10 @@ def train(
     exclude_source: Annotated[str, typer.Option("--exclude-source", help="Sources to leave out of training, "
                                                 "comma-separated, as `gen data prepare --limit` names them "
                                                 "(the part of a piece id before '/'), e.g. pop-mma.")] = "",
+    context: Annotated[int | None, typer.Option("--context", min=16, max=8192, help="Context length in tokens "
+                                                "(default: the config's, 512 for small; or the --init "
+                                                "checkpoint's). Longer than --init's: its relative embeddings "
+                                                "keep the distances it knew.")] = None,
     init: Annotated[Path | None, typer.Option("--init", help="Warm start: begin from this checkpoint's "
                                                  "weights and config (a fresh optimizer and schedule); the "
                                                  "card records it as the parent.")] = None,
@@ -108,7 +112,7 @@ def train(
     from generator.model.train import train as run_training
 
     opts = TrainOptions(
-        data_dir=data, out_dir=out, config=config.value, absolute=absolute, device=device.value,
+        data_dir=data, out_dir=out, config=config.value, context=context, absolute=absolute, device=device.value,
         batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps, minutes=minutes,
         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_tokens_per_genre=eval_tokens or None,
         exclude_licences=_licences(exclude_licence), exclude_sources=_names(exclude_source),

@@ -44,6 +44,7 @@ class TrainOptions:
     data_dir: Path = Path("data")
     out_dir: Path = Path("models/run")
     config: str = "small"
+    context: int | None = None  # context length in tokens (None: the config's, or the --init checkpoint's)
     absolute: bool = False  # ablation: absolute PE instead of relative attention, same size
     device: str = "cpu"
     batch_size: int = 8
@@ -132,13 +133,22 @@ def family_before(ids: np.ndarray, index: int) -> int:
 def extended_state(parent: dict, model: MusicTransformer, source: object) -> dict:
     """The parent's weights for `model`; a parent with a smaller vocabulary (a default-encoding model
     warm-starting a beat-encoding one, whose ids extend the default ones) gives its rows for the ids
-    they share, and the new ids keep the model's fresh initialisation."""
+    they share, and the new ids keep the model's fresh initialisation. A parent with a shorter
+    context gives its relative embeddings Er for the distances it knew (Er's last rows: row M-1-d is
+    distance d), and the longer distances start as its farthest one."""
     state = dict(parent)
     for name, tensor in model.state_dict().items():
         old = state.get(name)
         if old is None or old.shape == tensor.shape:
             continue
-        if old.dim() >= 1 and old.shape[1:] == tensor.shape[1:] and old.shape[0] < tensor.shape[0]:
+        if name.endswith("attn.er") and old.shape[:-2] == tensor.shape[:-2] and old.shape[-1] == tensor.shape[-1] \
+                and old.shape[-2] < tensor.shape[-2]:
+            known = old.shape[-2]
+            grown = tensor.clone()
+            grown[..., -known:, :] = old
+            grown[..., :-known, :] = old[..., :1, :]
+            state[name] = grown
+        elif old.dim() >= 1 and old.shape[1:] == tensor.shape[1:] and old.shape[0] < tensor.shape[0]:
             grown = tensor.clone()
             grown[: old.shape[0]] = old
             state[name] = grown
@@ -361,6 +371,8 @@ class Trainer:
         self.pieces = train_pieces(Path(opts.data_dir), self.shard, opts.exclude_licences, opts.exclude_sources)
         parent = self._init_checkpoint(opts) if state is None and opts.init else None
         config = ModelConfig(**(state or parent)["config"]) if (state or parent) else model_config(opts)
+        if state is None and opts.context:
+            config = replace(config, max_seq=opts.context)  # a longer one than --init's: extended_state
         encoding = self.shard.encoding
         if opts.genre_dropout > 0:
             config = replace(config, unconditioned=True)
