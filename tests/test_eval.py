@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,14 @@ def test_unigram_baseline_matches_a_hand_count(tmp_path):
     assert got == {"classic": pytest.approx(expected)}
 
 
+def test_unigram_baseline_counts_in_the_shards_own_vocabulary(tmp_path):
+    write_shard(tmp_path / "train.npz", [[vocab.BAR, 1, vocab.CHORD_NONE]], [0], encoding=BEAT)
+    write_shard(tmp_path / "test.npz", [[vocab.BAR]], [0], encoding=BEAT)
+    got = unigram_baseline(load_shard(tmp_path / "train.npz"), load_shard(tmp_path / "test.npz"), None)
+    total = 3 + 1 + BEAT.vocab_size
+    assert got == {"classic": pytest.approx(-(math.log(2 / total) + math.log(2 / total)) / 2)}
+
+
 # --- real music: classifier and the whole measurement ----------------------------------------------
 
 
@@ -359,3 +368,37 @@ def test_gen_eval_end_to_end_on_a_tiny_random_checkpoint(tmp_path, sber_shards):
         (g, n) for g in ("jazz", "pop") for n in MUSICALITY_NAMES}
     assert all(m["real_n"] > 0 for m in first["musicality"] if m["name"] == "chord_fit")
     assert first["musicality"] == second["musicality"]
+
+
+def test_gen_eval_end_to_end_on_a_tiny_beat_checkpoint(tmp_path, sber_pieces):
+    """A beat-time model against beat shards: tracks measured at their tempo, NLL and the unigram
+    baseline in the beat vocabulary (its BAR/METER/CHORD ids are past the default ones)."""
+    import torch
+    from typer.testing import CliRunner
+
+    from cli import app
+    from generator.model.checkpoint import save_checkpoint
+    from generator.model.transformer import ModelConfig, MusicTransformer
+
+    root = tmp_path / "data"
+    for split, part in (("train", slice(0, 3)), ("test", slice(3, 5))):
+        pieces, genres = [], []
+        for genre, notes in sber_pieces.items():
+            chunks = [c for c in _chunks(notes, 20.0) if len(c) > 8][part]
+            pieces += [BEAT.encode(c) for c in chunks]
+            genres += [genre] * len(chunks)
+        write_shard(root / "shards" / f"{split}.npz", pieces, genres, encoding=BEAT)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny-beat.pt"
+    config = replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size)
+    save_checkpoint(checkpoint, MusicTransformer(config, BEAT), {"name": "tiny-beat"})
+    result = CliRunner().invoke(app, [
+        "eval", "--checkpoint", str(checkpoint), "--data", str(root), "--per-genre", "1", "--seconds", "4",
+        "--genres", "jazz,calm", "--reference-per-genre", "3", "--max-attempts", "1", "--nll-tokens", "500",
+        "--json", str(tmp_path / "beat.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "beat.json").read_text())
+    assert set(report["nll"]) == set(report["unigram_nll"]) == set(vocab.GENRES)
+    assert all(v > 0 for v in report["unigram_nll"].values())
+    kept = [t for t in report["tracks"] if t["kept"]]
+    assert all(t["duration_error_pct"] <= 100 * vocab.BAR_FIT for t in kept)  # whole bars fill 4 s

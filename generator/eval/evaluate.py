@@ -226,7 +226,7 @@ def unigram_baseline(train: Shard, test: Shard, tokens_per_genre: int | None) ->
     """NLL (nats/token) per genre of a smoothed unigram model of the train split, scored on the
     same targets as train.evaluate_nll (each piece's tokens + END, whole pieces until the cap)."""
     ends = np.full(len(train), vocab.END)
-    log_probs = metrics.unigram_log_probs(np.concatenate([train.tokens, ends]), vocab.VOCAB_SIZE)
+    log_probs = metrics.unigram_log_probs(np.concatenate([train.tokens, ends]), train.encoding.vocab_size)
     out = {}
     for g, genre in enumerate(vocab.GENRES):
         targets, used = [], 0
