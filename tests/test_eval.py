@@ -402,3 +402,28 @@ def test_gen_eval_end_to_end_on_a_tiny_beat_checkpoint(tmp_path, sber_pieces):
     assert all(v > 0 for v in report["unigram_nll"].values())
     kept = [t for t in report["tracks"] if t["kept"]]
     assert all(t["duration_error_pct"] <= 100 * vocab.BAR_FIT for t in kept)  # whole bars fill 4 s
+
+
+def test_eval_tracks_play_the_genres_default_instruments(tmp_path):
+    """As `gen batch` without a recipe instrumentation: jazz is piano, bass and drums."""
+    import torch
+
+    from generator.eval.evaluate import default_palette, eval_requests, generate_tracks
+    from generator.model.transformer import ModelConfig, MusicTransformer
+    from generator.sampling.params import SamplingParams
+
+    jazz = tuple(sorted(vocab.INSTRUMENT_FAMILIES.index(f) for f in ("piano", "bass", "drums")))
+    assert default_palette("jazz") == jazz
+    settings = EvalSettings(per_genre=2, seconds=6.0, genres=("jazz", "calm"), max_attempts=1)
+    assert [r.instruments for r in eval_requests(SamplingParams.plain(), settings)] == \
+        [jazz, jazz, default_palette("calm"), default_palette("calm")]
+    anything = replace(settings, instrumentation=False)
+    assert {r.instruments for r in eval_requests(SamplingParams.plain(), anything)} == {None}
+    torch.manual_seed(0)
+    model = MusicTransformer(replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size), BEAT).eval()
+    favour = torch.zeros(BEAT.vocab_size)
+    favour[vocab.INSTRUMENT:vocab.INSTRUMENT + vocab.N_INSTRUMENTS] = 2.0  # a model that loves to switch
+    model.head.register_forward_hook(lambda module, args, out: out + favour)
+    tracks = generate_tracks(model, SamplingParams.plain(), replace(settings, genres=("jazz",)))
+    families = {n.instrument for t in tracks if t.ids for n in t.notes()}
+    assert families and families <= set(jazz)

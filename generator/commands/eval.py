@@ -39,6 +39,9 @@ def evaluate(
                                                     "intervals, so transposed copies count.")] = False,
     nll_tokens: Annotated[int, typer.Option("--nll-tokens", min=0, help="Held-out tokens scored per genre "
                                             "for the NLL (whole pieces until this many; 0 = all).")] = 50_000,
+    instrumentation: Annotated[bool, typer.Option(
+        "--default-instruments/--any-instruments", help="Sample each genre with the instruments `gen batch` "
+        "gives it when a recipe names none (docs/recipes.md), or let the model pick any family.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress and no table.")] = False,
     *,
     params: SamplingParams,
@@ -60,7 +63,7 @@ def evaluate(
     settings = EvalSettings(per_genre=per_genre, seconds=seconds, seed=seed, genres=_genres(genres),
                             max_attempts=max_attempts, reference_per_genre=reference_per_genre,
                             copy_pieces=copy_pieces, transposition_invariant=transposed_copies,
-                            nll_tokens_per_genre=nll_tokens or None)
+                            nll_tokens_per_genre=nll_tokens or None, instrumentation=instrumentation)
     torch.manual_seed(seed)
     model, meta = load_checkpoint(path, map_location=device)
     info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}

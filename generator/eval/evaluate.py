@@ -46,6 +46,9 @@ class EvalSettings:
     phrase_notes: int = 8
     max_phrase_repeats: int = 4  # a kept track loops when a phrase occurs more often than this
     nll_tokens_per_genre: int | None = 50_000  # held-out tokens scored per genre (None: all)
+    # Sample each genre with the instruments `gen batch` gives it when a recipe names none
+    # (recipe_fields.DEFAULT_INSTRUMENTATION); False: any instrument family the model picks.
+    instrumentation: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -351,17 +354,32 @@ def track_seed(seed: int, genre: str, k: int) -> int:
     return stable_seed("eval", int(seed), genre, k)
 
 
+def default_palette(genre: str) -> tuple[int, ...]:
+    """The instrument families `gen batch` plays `genre` with when a recipe names none."""
+    from generator.library.recipe_fields import DEFAULT_INSTRUMENTATION
+
+    families = DEFAULT_INSTRUMENTATION[vocab.canonical_genre(genre)]
+    return tuple(sorted(vocab.INSTRUMENT_FAMILIES.index(family) for family in families))
+
+
+def eval_requests(params, settings: EvalSettings) -> list:
+    """The GenerationRequests of an evaluation: `per_genre` per genre, each with its own seed."""
+    from generator.sampling.generate import GenerationRequest
+    from generator.sampling.loops import LoopLimits, release_after_s
+
+    return [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
+                              duration_s=settings.seconds, params=params, ending=settings.ending,
+                              max_note_s=release_after_s(LoopLimits.for_genre(g), g),
+                              instruments=default_palette(g) if settings.instrumentation else None)
+            for g in settings.genres for k in range(settings.per_genre)]
+
+
 def generate_tracks(model, params, settings: EvalSettings, device: str = "cpu",
                     progress: Callable[[int, int], None] | None = None) -> list[GeneratedTrack]:
     """`per_genre` tracks of each genre through compose_many (sampling + loop-detector resampling)."""
-    from generator.sampling.generate import GenerationRequest
-    from generator.sampling.loops import LoopLimits, release_after_s
     from generator.sampling.rejection import compose_many
 
-    requests = [GenerationRequest(genre=vocab.canonical_genre(g), seed=track_seed(settings.seed, g, k),
-                                  duration_s=settings.seconds, params=params, ending=settings.ending,
-                                  max_note_s=release_after_s(LoopLimits.for_genre(g), g))
-                for g in settings.genres for k in range(settings.per_genre)]
+    requests = eval_requests(params, settings)
     results = compose_many(model, requests, max_attempts=settings.max_attempts, device=device,
                            batch_size=settings.batch_size, progress=progress)
     encoding = model.encoding

@@ -116,7 +116,8 @@ def report_to_markdown(report: EvalReport, title: str = "Evaluation") -> str:
     st, meta = report.settings, report.meta
     lines = [f"## {title}", ""]
     what = (f"{st.per_genre} tracks x {len(st.genres)} genres of {st.seconds:g} s, seed {st.seed}; "
-            f"checkpoint `{meta.get('checkpoint', '?')}`")
+            f"checkpoint `{meta.get('checkpoint', '?')}`; instruments: "
+            + ("each genre's default instrumentation" if st.instrumentation else "any family"))
     sampling = ", ".join(f"{k}={v}" for k, v in meta.get("sampling", {}).items())
     lines += [what + (f"; sampling {sampling}" if sampling else "") + ".", ""]
     lines += _table(("measure", "value", "goal"), headline_rows(report)) + [""]
