@@ -234,7 +234,7 @@
     const canvas = t.wave && t.wave.querySelector("canvas");
     if (!canvas || !t.data) { return; }
     const [ctx, w, h] = canvasContext(canvas);
-    const length = total(t), played = t.audio ? now(t) / length * w : 0;
+    const length = Math.max(total(t), 1e-3), played = t.audio ? now(t) / length * w : 0;
     ctx.fillStyle = "#dadce0";
     ctx.fillRect(0, h / 2 - 0.5, w, 1);
     if (t.data.wave) {
@@ -250,10 +250,12 @@
       ctx.restore();
     }
     ctx.font = "11px system-ui, sans-serif";
-    t.sections.forEach((s) => {
-      const x = s.start / length * w;
+    t.sections.forEach((s) => {  // a line at each section's start, its name on a white tab
+      const x = s.start / length * w, label = ctx.measureText(s.name).width + 6;
       ctx.fillStyle = "#b3261e";
-      ctx.fillRect(x, 0, 1.5, h);
+      ctx.fillRect(x, 0, 2, h);
+      ctx.fillRect(x, 0, label, 14);
+      ctx.fillStyle = "#fff";
       ctx.fillText(s.name, x + 3, 11);
     });
     if (played > 0) { ctx.fillStyle = "#1d1d1f"; ctx.fillRect(played - 1, 0, 2, h); }
