@@ -2,13 +2,15 @@
 
     python bench/bench_catalogue.py                  # 1,000 tracks, 3 page loads each from file:// and http://
     python bench/bench_catalogue.py --tracks 200 --runs 1
+    python bench/bench_catalogue.py --screenshots docs/img --page output/cafe_jazz/index.html
 
 Writes realistic sidecars (a 400-point waveform, a ~2,000-note piano roll of three instruments, the
 fingerprint, sampling and licence text of a real track; every file the sidecar names exists, empty),
 builds the catalogue with `build_catalogue`, then loads the page and prints the initial HTML's
 bytes, the data files' bytes, and per load: first contentful paint, the list ready (filters and
 sort wired: `window.catalogueReady`), and the first card's data file loaded and drawn, all in ms
-from navigation start. The tests use write_library, serve and measure from here.
+from navigation start. The tests use write_library, serve and measure from here. --screenshots
+saves catalogue-desktop.png (1280x800) and catalogue-phone.png (390x844) of --page instead.
 """
 
 from __future__ import annotations
@@ -144,13 +146,33 @@ def measure(browser, url: str, viewport: tuple[int, int] = (1280, 800)) -> dict[
         page.close()
 
 
+def screenshots(browser, url: str, folder: Path) -> None:
+    """The top of the page at desktop and phone width, once the first cards are drawn."""
+    for name, viewport in (("desktop", (1280, 800)), ("phone", (390, 844))):
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        page.goto(url, wait_until="load")
+        page.wait_for_function("() => document.querySelector('article.card details dl').children.length > 0")
+        page.wait_for_timeout(500)  # the players' metadata
+        page.screenshot(path=str(folder / f"catalogue-{name}.png"))
+        page.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write the library here (kept) instead of a temp folder")
+    parser.add_argument("--screenshots", type=Path, help="save screenshots of --page into this folder, and stop")
+    parser.add_argument("--page", type=Path, help="the catalogue to take screenshots of")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    if args.screenshots:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+            screenshots(browser, args.page.resolve().as_uri(), args.screenshots)
+            browser.close()
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp) / "library"
