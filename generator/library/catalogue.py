@@ -47,7 +47,6 @@ Links = tuple[tuple[str, str], ...]  # (label, href)
 class Section:
     name: str
     start_s: float
-    end_s: float
     label: str  # 'A 0:07'
 
 
@@ -126,10 +125,10 @@ def _sections(track: dict[str, Any], duration_s: float) -> tuple[Section, ...]:
     for entry in track.get("sections") or []:
         if not isinstance(entry, dict):
             continue
-        start, end = number(entry.get("start_s"), -1.0), number(entry.get("end_s"), duration_s)
-        if 0 <= start < max(duration_s, 1e-3):
+        start = number(entry.get("start_s"), -1.0)
+        if 0 <= start < max(duration_s, 1e-3):  # the page marks starts; ends are the next start
             name = str(entry.get("name") or len(found) + 1)
-            found.append(Section(name, start, min(max(end, start), duration_s), f"{name} {format_duration(start)}"))
+            found.append(Section(name, start, f"{name} {format_duration(start)}"))
     return tuple(found)
 
 
