@@ -1,6 +1,9 @@
-"""Sidecars -> one self-contained index.html (inline CSS/JS/SVG, no network) over one or more batch folders.
+"""Sidecars -> index.html, a catalogue a curator can browse, over one or more batch folders.
 
-Everything the page shows comes from the JSON sidecars that export wrote; audio is linked, not read.
+The page holds the cards (text, links, players: ~2 KB a track) and inline CSS/JS; each track's
+waveform and piano roll live in a small data file (catalogue_data.py) that the page loads when the
+card comes into view. Nothing comes from the network. Everything the page shows comes from the JSON
+sidecars that export wrote; audio is linked, not read.
 """
 
 from __future__ import annotations
@@ -16,39 +19,65 @@ from urllib.parse import quote
 from generator import __version__
 from generator.errors import InputError
 from generator.files import atomic_write_text
+from generator.library.catalogue_data import (
+    DATA_FOLDER,
+    data_key,
+    instrument_colours,
+    number,
+    optional_number,
+    roll_data,
+    wave_data,
+    write_data_files,
+)
 from generator.library.folders import check_library_folder
+from generator.library.keys import parse_key
 from generator.library.sidecar import SidecarError, is_safe_relative, load_sidecar
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-ROLL_W, ROLL_H, WAVE_W, WAVE_H = 1000.0, 120.0, 1000.0, 60.0
-# Colour-blind-friendly (Okabe-Ito, then Tol) so instruments stay distinguishable; drums are grey.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#882255", "#44AA99",
-           "#999933")
-DRUM_COLOUR = "#777777"
+UNKNOWN_KEY_ORDER = 99  # after the 24 keys (tonic * 2 + minor)
+SAMPLING_SHOWN = ("temperature", "top_p", "top_k")
+
+
+Links = tuple[tuple[str, str], ...]  # (label, href)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    start_s: float
+    label: str  # 'A 0:07'
 
 
 @dataclass(frozen=True)
 class Card:
-    """What one track's card shows; every string is raw text, escaped by the template."""
+    """What one track's card shows; every string is raw text, escaped by the template.
+
+    `facts` (provenance) and `graphics` (waveform, piano roll) go to the track's data file, not into the page:
+    1,000 cards must stay under 3 MB."""
 
     track_id: str
+    key: str  # the data file's name
     title: str
     genre: str
     duration_s: float
     duration_label: str
+    bpm: float | None
+    music_key: str
+    key_order: int
+    instruments: tuple[tuple[str, str | None], ...]  # (name, its colour in the piano roll)
+    moods: tuple[str, ...]
+    tags: tuple[str, ...]
     loudness_label: str
     reached_target: bool
-    loudness_note: str
-    tags: tuple[str, ...]
-    details: tuple[tuple[str, str], ...]
     player: str | None
-    downloads: tuple[tuple[str, str], ...]
-    legend: tuple[tuple[str, str], ...]
-    roll_paths: tuple[tuple[str, str], ...]  # (colour, SVG path d)
-    wave_path: str
-    search_text: str
+    downloads: tuple[tuple[str, Links], ...]  # (row label, links)
+    sections: tuple[Section, ...]
+    facts: tuple[tuple[str, str], ...]
+    library: str
+    licence: str
+    graphics: dict[str, Any]
 
 
 def find_sidecars(folder: Path) -> list[Path]:
@@ -84,107 +113,97 @@ def _link(sidecar_dir: Path, rel: Any, out_dir: Path, sidecar: Path) -> str | No
     return _href(target, out_dir)
 
 
-def _number(value: Any, default: float = 0.0) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+def _texts(value: Any) -> tuple[str, ...]:
+    """A string or a list of strings as a tuple of non-empty strings."""
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(str(v).strip() for v in values if isinstance(v, (str, int, float)) and str(v).strip())
 
 
-def roll_svg_paths(roll: Any, duration_s: float) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
-    """Piano roll as one SVG path per instrument (a rectangle per note) in a ROLL_W x ROLL_H box."""
-    if not isinstance(roll, dict):
-        return (), ()
-    instruments = roll.get("instruments") or []
-    notes = [n for n in roll.get("notes") or [] if isinstance(n, list) and len(n) == 4]
-    span = max(_number(roll.get("duration_s"), duration_s), duration_s, 1e-3)
-    pitches = [int(_number(n[0])) for n in notes] or [60]
-    low, high = min(pitches) - 1, max(pitches) + 1
-    row_h = ROLL_H / (high - low + 1)
-    colours = []
-    for i, inst in enumerate(instruments):
-        drum = isinstance(inst, dict) and inst.get("is_drum") is True
-        colours.append(DRUM_COLOUR if drum else PALETTE[i % len(PALETTE)])
-    parts: dict[int, list[str]] = {}
-    for pitch, start, end, idx in notes:
-        idx = int(_number(idx))
-        x, w = _number(start) / span * ROLL_W, max(0.8, (_number(end) - _number(start)) / span * ROLL_W)
-        y = (high - _number(pitch)) * row_h
-        parts.setdefault(idx, []).append(f"M{x:.1f} {y:.1f}h{w:.1f}v{max(row_h, 1.0):.1f}h{-w:.1f}z")
-    paths = tuple((colours[i] if 0 <= i < len(colours) else PALETTE[0], "".join(p)) for i, p in sorted(parts.items()))
-    legend = tuple((str(inst.get("name", "?")) if isinstance(inst, dict) else "?", colours[i])
-                   for i, inst in enumerate(instruments))
-    return paths, legend
+def _sections(track: dict[str, Any], duration_s: float) -> tuple[Section, ...]:
+    """track.sections ([{name, start_bar, bars, start_s, end_s}]), those that lie inside the track."""
+    found = []
+    for entry in track.get("sections") or []:
+        if not isinstance(entry, dict):
+            continue
+        start = number(entry.get("start_s"), -1.0)
+        if 0 <= start < max(duration_s, 1e-3):  # the page marks starts; ends are the next start
+            name = str(entry.get("name") or len(found) + 1)
+            found.append(Section(name, start, f"{name} {format_duration(start)}"))
+    return tuple(found)
 
 
-def wave_svg_path(waveform: Any) -> str:
-    """Filled outline: the max curve left to right, then the min curve back, in a WAVE_W x WAVE_H box."""
-    if not isinstance(waveform, dict):
-        return ""
-    highs = [_number(v) for v in waveform.get("max") or []]
-    lows = [_number(v) for v in waveform.get("min") or []]
-    n = min(len(highs), len(lows))
-    if n == 0:
-        return ""
-    step = WAVE_W / max(n - 1, 1)
-    mid = WAVE_H / 2
-
-    def y(v: float) -> float:
-        return mid - max(-1.0, min(1.0, v)) * mid
-
-    top = [f"{i * step:.1f} {y(highs[i]):.1f}" for i in range(n)]
-    bottom = [f"{i * step:.1f} {y(lows[i]):.1f}" for i in reversed(range(n))]
-    return "M" + "L".join(top + bottom) + "Z"
+def _facts(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Provenance, shown on demand: id, seed, model, recipe, sampling, loudness, generator, licence."""
+    track = data["track"]
+    sampling = track.get("sampling") if isinstance(track.get("sampling"), dict) else {}
+    shown = ", ".join(f"{k} {sampling[k]:g}" for k in SAMPLING_SHOWN if optional_number(sampling.get(k)) is not None)
+    rows = [("Track ID", track["track_id"]), ("Seed", track.get("seed")), ("Model", track.get("model")),
+            ("Recipe", track.get("recipe")), ("Sampling", shown), ("Loudness", data["loudness"].get("note")),
+            ("Made by", data.get("generator")), ("Licence", track.get("licence_note"))]
+    return tuple((label, str(value)) for label, value in rows if value not in (None, ""))
 
 
-def _downloads(data: dict[str, Any], folder: Path, out_dir: Path, sidecar: Path) -> list[tuple[str, str]]:
-    files = data["files"]
-    links: list[tuple[str, str]] = []
+def _loudness(data: dict[str, Any]) -> str:
+    loud = data["loudness"]
+    lufs, peak = optional_number(loud.get("integrated_lufs")), optional_number(loud.get("true_peak_dbtp"))
+    if lufs is not None and peak is not None:
+        return f"{lufs:.1f} LUFS, {peak:.1f} dBTP"
+    return "loudness unknown" if data["audio"].get("frames") is not None else "MIDI only"
 
-    def add(label: str, rel: Any) -> None:
-        href = _link(folder, rel, out_dir, sidecar)
-        if href:
-            links.append((label, href))
 
-    for key, label in (("midi", "MIDI"), ("wav", "WAV"), ("mp3", "MP3")):
-        add(label, files.get(key))
-    stems = files.get("stems") if isinstance(files.get("stems"), dict) else {}
-    for role, rel in stems.items():
-        add(f"Stem: {role}", rel)
-    cutdowns = files.get("cutdowns") if isinstance(files.get("cutdowns"), dict) else {}
-    for length, entry in cutdowns.items():  # export writes them longest first
-        if isinstance(entry, dict):
-            for fmt in ("wav", "mp3"):
-                add(f"{length} s {fmt.upper()}", entry.get(fmt))
-    return links
+def _labels(track: dict[str, Any], roll: Any) -> tuple[tuple[Any, ...], ...]:
+    """Instruments (name, colour in the roll), moods, and the tags that say more than the genre, library or mood.
+
+    track.instruments wins over the roll's instrument names; each keeps the colour of its namesake in the roll."""
+    legend = instrument_colours(roll.get("instruments") if isinstance(roll, dict) else None)
+    colours = {name.lower(): colour for name, colour in reversed(legend)}
+    names = _texts(track.get("instruments")) or tuple(name for name, _ in legend)
+    instruments = tuple((name, colours.get(name.lower())) for name in dict.fromkeys(names))
+    extra = track.get("extra") if isinstance(track.get("extra"), dict) else {}
+    moods = _texts(track.get("mood")) or _texts(extra.get("mood"))
+    said = {str(track["genre"]).lower(), str(track.get("library") or "").lower(), *(m.lower() for m in moods)}
+    return instruments, moods, tuple(str(t) for t in track["tags"] if str(t).lower() not in said)
 
 
 def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Card:
     """View model of one track; links are relative to `out_dir`, missing or unsafe ones are left out."""
-    track, loud, folder = data["track"], data["loudness"], sidecar.parent
+    track, folder = data["track"], sidecar.parent
     duration_s = float(data["audio"]["duration_s"])
-    lufs, peak = loud.get("integrated_lufs"), loud.get("true_peak_dbtp")
-    rendered = data["audio"].get("frames") is not None  # a MIDI-only track has no audio to measure
-    loudness = (f"{_number(lufs):.1f} LUFS, {_number(peak):.1f} dBTP"
-                if isinstance(lufs, (int, float)) and isinstance(peak, (int, float))
-                else "loudness unknown" if rendered else "MIDI only")
-    tags = tuple(str(t) for t in track["tags"])
-    files = data["files"]
-    player = _link(folder, files.get("mp3"), out_dir, sidecar) or _link(folder, files.get("wav"), out_dir, sidecar)
-    details = []
-    for key, label in (("bpm", "BPM"), ("key", "Key"), ("model", "Model"), ("seed", "Seed"),
-                       ("recipe", "Recipe"), ("licence_note", "Licence")):
-        value = track.get(key)
-        if value not in (None, ""):
-            details.append((label, f"{value:g}" if isinstance(value, float) else str(value)))
-    roll_paths, legend = roll_svg_paths(data.get("piano_roll"), duration_s)
+    files, roll = data["files"], data.get("piano_roll")
+    music_key = str(track.get("key") or "")
+    parsed = parse_key(music_key)
+    instruments, moods, tags = _labels(track, roll)
     return Card(
-        track_id=track["track_id"], title=track["title"], genre=track["genre"], duration_s=duration_s,
-        duration_label=format_duration(duration_s), loudness_label=loudness,
-        reached_target=loud.get("reached_target") is True or not rendered,
-        loudness_note=str(loud.get("note") or ""),
-        tags=tags, details=tuple(details), player=player,
-        downloads=tuple(_downloads(data, folder, out_dir, sidecar)), legend=legend, roll_paths=roll_paths,
-        wave_path=wave_svg_path(data.get("waveform")),
-        search_text=" ".join([track["title"], *tags]).lower(),
+        track_id=track["track_id"], key=data_key(track["track_id"]), title=track["title"], genre=track["genre"],
+        duration_s=duration_s, duration_label=format_duration(duration_s), bpm=optional_number(track.get("bpm")),
+        music_key=music_key, key_order=parsed.tonic * 2 + parsed.minor if parsed else UNKNOWN_KEY_ORDER,
+        instruments=instruments, moods=moods, tags=tags, loudness_label=_loudness(data),
+        reached_target=data["loudness"].get("reached_target") is True or data["audio"].get("frames") is None,
+        player=_link(folder, files.get("mp3"), out_dir, sidecar) or _link(folder, files.get("wav"), out_dir, sidecar),
+        downloads=tuple(_downloads(data, folder, out_dir, sidecar)),
+        sections=_sections(track, duration_s), facts=_facts(data),
+        library=str(track.get("library") or ""), licence=str(track.get("licence_note") or ""),
+        graphics={"wave": wave_data(data.get("waveform")), "roll": roll_data(roll, duration_s)},
     )
+
+
+def _downloads(data: dict[str, Any], folder: Path, out_dir: Path, sidecar: Path) -> tuple[tuple[str, Links], ...]:
+    """(row label, links) for the mix, the stems and the cut-downs; rows without a link are left out."""
+    files = data["files"]
+
+    def links(pairs: Any) -> Links:
+        found = ((label, _link(folder, rel, out_dir, sidecar)) for label, rel in pairs)
+        return tuple((label, href) for label, href in found if href)
+
+    stems = files.get("stems") if isinstance(files.get("stems"), dict) else {}
+    cutdowns = files.get("cutdowns") if isinstance(files.get("cutdowns"), dict) else {}
+    rows = (
+        ("Track", links((label, files.get(key)) for key, label in (("midi", "MIDI"), ("wav", "WAV"), ("mp3", "MP3")))),
+        ("Stems", links(stems.items())),
+        ("Cut-downs", links((f"{length} s {fmt.upper()}", entry.get(fmt))  # export writes them longest first
+                           for length, entry in cutdowns.items() if isinstance(entry, dict) for fmt in ("wav", "mp3"))),
+    )
+    return tuple((label, row) for label, row in rows if row)
 
 
 def collect_cards(folders: Sequence[Path], out_dir: Path) -> list[Card]:
@@ -215,6 +234,16 @@ def collect_cards(folders: Sequence[Path], out_dir: Path) -> list[Card]:
     return cards
 
 
+def library_title(cards: Sequence[Card]) -> str:
+    """The libraries' names (track.library) as the page's title; older sidecars without one: 'Music catalogue'."""
+    names = list(dict.fromkeys(c.library for c in cards if c.library))
+    return " + ".join(names) if names else "Music catalogue"
+
+
+def _distinct(values: Any, key: Any = str.lower) -> list[Any]:
+    return sorted(set(values), key=key)
+
+
 def render(cards: Sequence[Card]) -> str:
     import jinja2
 
@@ -222,17 +251,26 @@ def render(cards: Sequence[Card]) -> str:
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
-    genres = sorted({c.genre for c in cards}, key=str.lower)
-    total_s = sum(c.duration_s for c in cards)
+    bpms = [c.bpm for c in cards if c.bpm is not None]
+    facts = [dict(c.facts) for c in cards]
+    keys = sorted({(c.key_order, c.music_key) for c in cards if c.music_key})
     return env.get_template("index.html").render(
-        cards=cards, genres=genres, total_label=format_duration(total_s), version=__version__,
+        cards=cards, title=library_title(cards), version=__version__, data_folder=DATA_FOLDER,
+        genres=_distinct(c.genre for c in cards), keys=[name for _, name in keys],
+        instruments=_distinct(name for c in cards for name, _ in c.instruments),
+        moods=_distinct(m for c in cards for m in c.moods),
+        licences=list(dict.fromkeys(c.licence for c in cards if c.licence)),
+        models=_distinct(f["Model"] for f in facts if "Model" in f),
+        recipes=_distinct(f["Recipe"] for f in facts if "Recipe" in f),
+        total_label=format_duration(sum(c.duration_s for c in cards)),
+        bpm_range=(int(min(bpms, default=0)), int(max(bpms, default=0)) + 1),
         max_duration_s=int(max((c.duration_s for c in cards), default=0) + 1),
-        roll_box=(ROLL_W, ROLL_H), wave_box=(WAVE_W, WAVE_H),
     )
 
 
 def build_catalogue(folders: Sequence[Path], out_dir: Path) -> Path:
-    """Write out_dir/index.html from the sidecars under `folders`; returns its path."""
+    """Write out_dir/index.html and its data files (out_dir/index-data/) from the sidecars under `folders`;
+    returns the page's path."""
     out_dir = Path(out_dir)
     listed = [check_library_folder(f, "catalogue folder") for f in folders]
     cards = collect_cards(listed, check_library_folder(out_dir, "catalogue's output folder"))
@@ -241,7 +279,8 @@ def build_catalogue(folders: Sequence[Path], out_dir: Path) -> Path:
         raise InputError(f"{names}: no track sidecars (*.json with schema 'gen.track') found; "
                          "pass the folders that `gen` exported tracks into")
     html = render(cards)
+    write_data_files(out_dir, {c.key: {**c.graphics, "facts": c.facts} for c in cards})
     target = out_dir / "index.html"
-    atomic_write_text(target, html)
+    atomic_write_text(target, html)  # last: the page names only data files that exist
     log.info("catalogue of %d tracks written to %s", len(cards), target)
     return target

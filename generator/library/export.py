@@ -90,6 +90,7 @@ class TrackInfo:
     tags: tuple[str, ...] = ()
     sampling: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    library: str | None = None  # the recipe's name: the catalogue's title
 
 
 @dataclass(frozen=True)

@@ -326,7 +326,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
         bpm=style.track_bpm(plan, composed.bpm, midi, _estimated_bpm), key=_estimated_key(ids, encoding),
         duration_s=duration_s,
         model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
-        tags=(plan.genre, recipe.name), sampling=dataclasses.asdict(plan.sampling),
+        tags=(plan.genre, recipe.name), library=recipe.name, sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
                "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),

@@ -4,7 +4,7 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
 {
   "schema": "gen.track", "schema_version": 1, "generator": "gen 0.1.0",
   "track": {track_id, title, genre, index, seed, bpm, key, duration_s (requested), model, recipe,
-            licence_note, tags: [..], sampling: {..}, extra: {..}},
+            licence_note, tags: [..], sampling: {..}, extra: {..}, library},
   "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note},
   "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},
   "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
@@ -14,6 +14,10 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
   "checksums": {path: {size, sha256}}           # every other file of the track folder (not the sidecar)
 }
 track.extra.fingerprint ({version, sha256, parts}) says what made the track (library/fingerprint.py).
+track.library (the recipe's name, the catalogue's title) is absent from sidecars written before it
+existed. The catalogue also reads, when present: track.instruments and track.mood (a string or a
+list of strings; else the roll's instrument names and track.extra.mood) and track.sections
+([{name, start_bar, bars, start_s, end_s}], drawn on the waveform).
 Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
 A MIDI-only track (a recipe with wav, mp3 and stems off) was never rendered: every loudness value
 but the note is null, audio holds only duration_s (of the music), the rest null, and the waveform
