@@ -163,11 +163,11 @@ def test_exclude_source_drops_that_source_and_names_the_known_ones(corpus):
 def test_eval_windows_cover_every_token_once(corpus):
     shard = load_shard(shard_path(corpus, "valid"))
     targets = {}
-    for g, x, y in _eval_windows(shard, 64, None):
-        assert x[0] == vocab.GENRE + g and x[1:] == y[:-1]
-        targets.setdefault(g, []).extend(y)
-    for index, g in enumerate(shard.genre):
-        assert targets[int(g)] == shard.ids(index).tolist() + [vocab.END]
+    for index, g, x, y in _eval_windows(shard, 64, None):
+        assert g == shard.genre[index] and x[0] == vocab.GENRE + g and x[1:] == y[:-1]
+        targets.setdefault(index, []).extend(y)
+    for index in range(len(shard)):
+        assert targets[index] == shard.ids(index).tolist() + [vocab.END]
 
 
 def test_learning_rate_warms_up_then_decays():

@@ -233,7 +233,8 @@ class WindowSampler:
 # --- evaluation ---------------------------------------------------------------------------------
 
 def _eval_windows(shard: Shard, max_seq: int, max_tokens_per_genre: int | None):
-    """Deterministic non-overlapping windows: (genre, x, y) with x = [GENRE] + chunk[:-1], y = chunk."""
+    """Deterministic non-overlapping windows: (piece index, genre, x, y) with x = [GENRE] + chunk[:-1],
+    y = chunk; whole pieces, in shard order, until a genre has max_tokens_per_genre."""
     used = [0] * len(vocab.GENRES)
     for index in range(len(shard)):
         g = int(shard.genre[index])
@@ -243,34 +244,46 @@ def _eval_windows(shard: Shard, max_seq: int, max_tokens_per_genre: int | None):
         for begin in range(0, len(body), max_seq):
             chunk = body[begin : begin + max_seq]
             used[g] += len(chunk)
-            yield g, [vocab.GENRE + g] + chunk[:-1], chunk
+            yield index, g, [vocab.GENRE + g] + chunk[:-1], chunk
 
 
 @torch.no_grad()
+def piece_nll(model: MusicTransformer, shard: Shard, device: str | torch.device = "cpu", *,
+              max_tokens_per_genre: int | None = None, batch_size: int = 16) -> dict[int, tuple[float, int]]:
+    """Held-out NLL per scored piece: shard index -> (nats summed over its tokens + END, tokens)."""
+    sums: dict[int, list] = {}
+    was_training = model.training
+    model.eval()
+    windows = list(_eval_windows(shard, model.config.max_seq, max_tokens_per_genre))
+    windows.sort(key=lambda w: len(w[3]))  # similar lengths together: less padding
+    for begin in range(0, len(windows), batch_size):
+        group = windows[begin : begin + batch_size]
+        width = max(len(w[3]) for w in group)
+        x = torch.full((len(group), width), vocab.PAD, dtype=torch.long)
+        y = torch.full((len(group), width), vocab.PAD, dtype=torch.long)
+        for row, (_, _, xs, ys) in enumerate(group):
+            x[row, : len(xs)] = torch.tensor(xs)
+            y[row, : len(ys)] = torch.tensor(ys)
+        logits = model(x.to(device)).float()
+        nll = F.cross_entropy(logits.transpose(1, 2), y.to(device), ignore_index=vocab.PAD, reduction="none")
+        for row, (index, _, _, ys) in enumerate(group):
+            total = sums.setdefault(index, [0.0, 0])
+            total[0] += float(nll[row, : len(ys)].sum())
+            total[1] += len(ys)
+    model.train(was_training)
+    return {index: (total, count) for index, (total, count) in sorted(sums.items())}
+
+
 def evaluate_nll(model: MusicTransformer, shard_path: str | Path, device: str | torch.device = "cpu", *,
                  max_tokens_per_genre: int | None = None, batch_size: int = 16) -> dict[str, float]:
     """Held-out NLL in nats per token, per genre, over every piece of the shard (or a capped prefix)."""
     shard = load_shard(shard_path)
     total = np.zeros(len(vocab.GENRES))
     count = np.zeros(len(vocab.GENRES))
-    was_training = model.training
-    model.eval()
-    windows = list(_eval_windows(shard, model.config.max_seq, max_tokens_per_genre))
-    windows.sort(key=lambda w: len(w[2]))  # similar lengths together: less padding
-    for begin in range(0, len(windows), batch_size):
-        group = windows[begin : begin + batch_size]
-        width = max(len(w[2]) for w in group)
-        x = torch.full((len(group), width), vocab.PAD, dtype=torch.long)
-        y = torch.full((len(group), width), vocab.PAD, dtype=torch.long)
-        for row, (_, xs, ys) in enumerate(group):
-            x[row, : len(xs)] = torch.tensor(xs)
-            y[row, : len(ys)] = torch.tensor(ys)
-        logits = model(x.to(device)).float()
-        nll = F.cross_entropy(logits.transpose(1, 2), y.to(device), ignore_index=vocab.PAD, reduction="none")
-        for row, (g, _, ys) in enumerate(group):
-            total[g] += float(nll[row, : len(ys)].sum())
-            count[g] += len(ys)
-    model.train(was_training)
+    scored = piece_nll(model, shard, device, max_tokens_per_genre=max_tokens_per_genre, batch_size=batch_size)
+    for index, (nats, tokens) in scored.items():
+        total[shard.genre[index]] += nats
+        count[shard.genre[index]] += tokens
     return {vocab.GENRES[g]: float(total[g] / count[g]) for g in range(len(vocab.GENRES)) if count[g]}
 
 
