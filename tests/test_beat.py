@@ -240,3 +240,43 @@ def test_a_row_closed_early_still_ends_on_a_bar_line_with_every_bar_marked(ring_
     assert clock % plan.bar_steps == 0 and clock >= 168 + ring_ticks
     assert bar_lines == list(range(0, clock, plan.bar_steps))
     assert not row.sounding and ids[-1] == vocab.END and row.stop_reason == "time_budget"
+
+
+def test_a_planned_progression_is_stated_where_it_changes_and_the_model_adds_none():
+    """Chords planned in beats come as CHORD tokens at their steps (after BAR and METER on a bar
+    line); no time shift jumps a change, and the model samples no chord of its own."""
+    c, g7, am, f = (chords.chord_named(name) for name in ("C", "G7", "Am", "F"))
+    progression = ((0, c), (2, g7), (4, am), (6, None), (8, f), (10.5, c))
+    model = _tiny_beat_model()
+    favour = torch.zeros(BEAT.vocab_size)
+    favour[vocab.CHORD:vocab.CHORD_NONE + 1] = 3.0  # it would state chords of its own if it could
+    model.head.register_forward_hook(lambda module, args, out: out + favour)
+    request = GenerationRequest("pop", 3, 8.0, params=SamplingParams.plain(), bpm=120.0, meter=(2, 4),
+                                grid=(4,), chords=progression)
+    ids = list(generate(model, [request])[0].ids)
+    clock, stated = 0, []
+    for i, token in enumerate(ids):
+        if vocab.CHORD <= token <= vocab.CHORD_NONE:
+            stated.append((clock, None if token == vocab.CHORD_NONE else token - vocab.CHORD))
+            if clock % (2 * vocab.STEPS_PER_BEAT) == 0:  # on a bar line: BAR (METER) CHORD
+                assert ids[i - 1] == vocab.BAR or vocab.METER <= ids[i - 1] < vocab.CHORD
+        clock += BEAT.ticks_of(token)
+    assert stated == [(round(b * vocab.STEPS_PER_BEAT), ch) for b, ch in progression]
+
+
+def test_without_a_plan_the_model_may_state_chords_itself():
+    model = _tiny_beat_model()
+    favour = torch.zeros(BEAT.vocab_size)
+    favour[vocab.CHORD:vocab.CHORD_NONE + 1] = 3.0  # a model fond of chord changes
+    model.head.register_forward_hook(lambda module, args, out: out + favour)
+    request = GenerationRequest("pop", 3, 8.0, params=SamplingParams.plain(), bpm=120.0, meter=(4, 4), grid=(4,))
+    ids = generate(model, [request])[0].ids
+    assert any(vocab.CHORD <= t <= vocab.CHORD_NONE for t in ids)
+
+
+@pytest.mark.parametrize("chords_", [((1, 0), (0, 1)), ((0, 96),), ((-1, 0),)])
+def test_a_bad_progression_is_refused(chords_):
+    from generator.errors import InputError
+
+    with pytest.raises(InputError, match="chords"):
+        GenerationRequest("pop", 3, 8.0, chords=chords_)

@@ -23,6 +23,7 @@ from generator.sampling.filters import filter_logits, guide, new_rp_table, rp_up
 from generator.sampling.params import SamplingParams
 from generator.sampling.rowstate import ENDINGS, BarPlan, RowState
 from generator.tokens import vocab
+from generator.tokens.chords import N_CHORDS
 from generator.tokens.encoding import Encoding
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ class GenerationRequest:
     bpm: float | None = None
     meter: tuple[int, int] | None = None
     grid: tuple[int, ...] | None = None
+    # Beat time: planned harmony, (beats from the first bar line, chord index of tokens/chords.py
+    # or None for no chord), strictly increasing; each stated as a CHORD token where it falls, and
+    # the model samples no chords of its own. None: the model composes the harmony.
+    chords: tuple[tuple[float, int | None], ...] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -85,6 +90,12 @@ class GenerationRequest:
         if self.grid is not None and (not self.grid or any(int(g) not in GRID_DIVISIONS for g in self.grid)):
             raise InputError(f"grid {self.grid!r} is invalid: use parts of a beat among "
                              f"{', '.join(map(str, GRID_DIVISIONS))}, at least one")
+        if self.chords is not None:
+            beats = [float(b) for b, _ in self.chords]
+            if any(b < 0 for b in beats) or any(a >= b for a, b in zip(beats, beats[1:])) or any(
+                    c is not None and not 0 <= int(c) < N_CHORDS for _, c in self.chords):
+                raise InputError(f"chords {self.chords!r} are invalid: use (beat >= 0, chord index "
+                                 f"0..{N_CHORDS - 1} or None) pairs in increasing beat order")
         if len(self.primer_ids) > MAX_PRIMER_TOKENS:
             raise InputError(f"primer has {len(self.primer_ids)} tokens: use at most {MAX_PRIMER_TOKENS} "
                              "(a shorter --primer-seconds)")
@@ -205,7 +216,10 @@ def bar_plan(request: GenerationRequest) -> BarPlan:
         bpm = vocab.fitted_tempo(request.duration_s, meter, usual, (0.9 * usual, 1.1 * usual), 1.0)
     grid = tuple(request.grid) if request.grid is not None else DEFAULT_GRID[genre]
     bar_s = vocab.quarters_per_bar(meter) * 60.0 / bpm
-    return BarPlan(meter, bpm, max(1, round(request.duration_s / bar_s)), grid)
+    n_bars = max(1, round(request.duration_s / bar_s))
+    end = round(n_bars * vocab.quarters_per_bar(meter) * vocab.STEPS_PER_BEAT)
+    steps = [(round(float(beat) * vocab.STEPS_PER_BEAT), chord) for beat, chord in request.chords or ()]
+    return BarPlan(meter, bpm, n_bars, grid, tuple((step, chord) for step, chord in steps if step < end))
 
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:

@@ -46,6 +46,9 @@ class BarPlan:
     bpm: float
     n_bars: int
     grid: tuple[int, ...]
+    # Planned harmony: (step from the first bar line, chord index of tokens/chords.py or None for
+    # no chord), sorted; each forced as a CHORD token at its step. Empty: the model composes its own.
+    chords: tuple[tuple[int, int | None], ...] = ()
 
     @property
     def bar_steps(self) -> int:
@@ -105,6 +108,7 @@ class RowState:
             if self.max_hold_ticks is not None:
                 self.max_hold_ticks = max(self.max_hold_ticks, 2 * bars.bar_steps)
         self.next_bar_tick = 0  # the clock position of the next bar line still to be marked
+        self.next_chord = 0  # index of the next planned chord change still to be stated
         self.meter_stated = False
         self.n_primer = len(primer)
         self.cap = int(target_s * TOKENS_PER_S_CAP) + CAP_SLACK
@@ -115,6 +119,9 @@ class RowState:
         self._next = 0
         for token in primer:
             self.push(token)
+        if bars is not None:  # planned changes the primer has played past are its business
+            while self.next_chord < len(bars.chords) and bars.chords[self.next_chord][0] < self.ticks:
+                self.next_chord += 1
 
     # -- bookkeeping ----------------------------------------------------------------------------
     @property
@@ -147,6 +154,8 @@ class RowState:
             self.next_bar_tick = self.ticks + self.bars.bar_steps
         elif vocab.METER <= t < vocab.CHORD:
             self.meter_stated = True
+        elif vocab.CHORD <= t <= vocab.CHORD_NONE and self._chord_due():
+            self.next_chord += 1
 
     @property
     def music_seconds(self) -> float:
@@ -214,11 +223,11 @@ class RowState:
         """Run the clock on to `tick`; in beat time marking every bar line on the way (never a
         time shift across one), as the sampler's own bars are."""
         while self.ticks < tick:
-            forced = self._bar_line()
+            forced = self._forced()
             if forced is not None and self.ticks < tick:
                 self.push(forced)
                 continue
-            stop = tick if self.bars is None else min(tick, self.next_bar_tick)
+            stop = tick if self.bars is None else min(tick, self._next_boundary())
             for token in self.encoding.shift_tokens(stop - self.ticks):
                 self.push(token)
 
@@ -245,7 +254,7 @@ class RowState:
 
     def allowed(self) -> np.ndarray:
         """(V,) bool: the tokens this row may emit next."""
-        forced = self._bar_line()
+        forced = self._forced()
         if forced is not None:
             m = np.zeros(self.encoding.vocab_size, dtype=bool)
             m[forced] = True
@@ -265,6 +274,8 @@ class RowState:
         m[self.encoding.longer_shifts(remaining)] = False
         if self.bars is not None:
             m[vocab.TIME_SHIFT:vocab.TIME_SHIFT + self.encoding.n_time_shifts] &= self._grid_shifts()
+            if self.bars.chords:  # the plan states the harmony
+                m[vocab.CHORD:vocab.CHORD_NONE + 1] = False
         overdue = self._overdue()
         if overdue and not self.releasing:
             return self._only_release(overdue)
@@ -277,22 +288,38 @@ class RowState:
                     m[self.encoding.instrument_token(family)] = True
         return m
 
-    def _bar_line(self) -> int | None:
-        """The token the plan forces now: BAR on a bar line not yet marked, then the meter once."""
+    def _forced(self) -> int | None:
+        """The token the plan forces now: BAR on a bar line not yet marked, then the meter once,
+        then the planned chord that changes here."""
         if self.bars is None:
             return None
         if self.ticks >= self.next_bar_tick:
             return vocab.BAR
         if not self.meter_stated and self.tokens and self.tokens[-1] == vocab.BAR:
             return vocab.METER + vocab.METERS.index(self.bars.meter)
+        if self._chord_due():
+            chord = self.bars.chords[self.next_chord][1]
+            return vocab.CHORD_NONE if chord is None else vocab.CHORD + chord
         return None
 
+    def _chord_due(self) -> bool:
+        return (self.bars is not None and self.next_chord < len(self.bars.chords)
+                and self.bars.chords[self.next_chord][0] <= self.ticks)
+
+    def _next_boundary(self) -> int:
+        """The next clock position a time shift may not cross: the bar line or a planned chord change."""
+        if self.next_chord < len(self.bars.chords):
+            return min(self.next_bar_tick, self.bars.chords[self.next_chord][0])
+        return self.next_bar_tick
+
     def _grid_shifts(self) -> np.ndarray:
-        """(n_time_shifts,) bool: the shifts that land on the grid without crossing the bar line."""
+        """(n_time_shifts,) bool: the shifts that land on the grid without crossing the bar line
+        (or a planned chord change)."""
         position = self.ticks - (self.next_bar_tick - self.bars.bar_steps)
         lands = position + self._shift_steps
-        inside = lands <= self.bars.bar_steps
-        return inside & self._grid[np.minimum(lands, self.bars.bar_steps)]
+        boundary = self._next_boundary()
+        to = self.ticks + self._shift_steps
+        return (to <= boundary) & (self._grid[np.minimum(lands, self.bars.bar_steps)] | (to == boundary))
 
     def _overdue(self) -> list[tuple[int, int]]:
         if self.max_hold_ticks is None:
