@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from delivered import leftovers
 from generator.errors import RecipeError
 from generator.library.recipe import load_recipe
 from paths import CI_ENV
@@ -97,12 +98,6 @@ def test_ctrl_c_or_sigterm_during_a_batch_exits_130_and_leaves_no_lock_or_temp(t
     assert proc.returncode == 130, stderr
     assert stderr == "Error: interrupted\n"
     assert leftovers(out) == []  # a scheduler's SIGTERM used to leave `.gen.lock` in the library
-
-
-def leftovers(out: Path) -> list[str]:
-    """Lock, temp, partial and staging files: none may stay in a library once gen has stopped."""
-    return [p.relative_to(out).as_posix() for p in out.rglob("*")
-            if p.name.startswith(".") or p.suffix in (".tmp", ".part", ".lock", ".partial")]
 
 
 def test_genre_counts_may_not_pass_the_track_limit(tmp_path, tiny_checkpoint):
