@@ -6,6 +6,7 @@ Each area's commands live in generator/commands/<area>.py and register themselve
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -31,9 +32,11 @@ register_all(app, data_app, model_app)
 
 
 def main() -> None:
-    """Console entry point: library errors become `Error: ...` and their exit code; Ctrl-C is
-    `Error: interrupted`, exit 130; a failed write (full disk, unwritable folder) is one line, exit 1."""
+    """Console entry point: library errors become `Error: ...` and their exit code; Ctrl-C (or
+    SIGTERM) is `Error: interrupted`, exit 130; a failed write (full disk, unwritable folder) is one
+    line, exit 1."""
     preload_fluidsynth()
+    _terminate_like_ctrl_c()
     try:
         app()
     except GeneratorError as error:
@@ -51,6 +54,18 @@ def main() -> None:
 
         print(f"Error: {write_failure(error)}", file=sys.stderr)
         sys.exit(1)
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a scheduler's pre-emption, `timeout`, `kill`) ends a command as Ctrl-C does: every
+    `with` unwinds, so the output lock, temp files and staging folders go with it instead of
+    staying in the library. Left alone where the parent made gen ignore SIGTERM."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _caused_by_ctrl_c(error: BaseException) -> bool:

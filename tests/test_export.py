@@ -27,8 +27,10 @@ def test_export_writes_every_file_and_a_complete_sidecar(tmp_path):
     data = json.loads(files.sidecar.read_text())
     assert (data["schema"], data["schema_version"]) == ("gen.track", 1)
     assert data["track"]["title"] == info.title and data["track"]["tags"] == list(info.tags)
-    assert data["loudness"] == {"integrated_lufs": -14.0, "true_peak_dbtp": -1.2, "gain_db": 3.5,
-                                "reached_target": True, "note": "reached -14 LUFS"}
+    loudness = dict(data["loudness"])
+    assert loudness.pop("mp3_gain_db") == 0.0 and loudness.pop("mp3_true_peak_dbtp") < -1.0  # nothing to lower
+    assert loudness == {"integrated_lufs": -14.0, "true_peak_dbtp": -1.2, "gain_db": 3.5,
+                        "reached_target": True, "note": "reached -14 LUFS"}
     assert data["audio"]["frames"] == 96000 and data["audio"]["duration_s"] == 2.0
     rels = [data["files"][k] for k in ("midi", "wav", "mp3", "sidecar")] + list(data["files"]["stems"].values())
     for rel in rels:
@@ -159,7 +161,7 @@ def test_a_failure_mid_export_leaves_nothing_behind(tmp_path, monkeypatch):
         path.write_bytes(b"half an mp3")
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "write_mp3", broken_mp3)
+    monkeypatch.setattr(export, "write_mp3_under_ceiling", broken_mp3)
     with pytest.raises(OSError, match="disk full"):
         export_small(tmp_path, make_info(), FAST)
     assert list(tmp_path.iterdir()) == []
@@ -208,11 +210,12 @@ def test_non_finite_loudness_is_stored_as_null_and_left_out_of_tags(tmp_path):
                               reached_target=False, note="silent")
     files = export_track(tmp_path, make_info(duration_s=0.5), None, mastered, FAST)
     text = files.sidecar.read_text()
-    assert "Infinity" not in text and json.loads(text)["loudness"]["integrated_lufs"] is None
+    loudness = json.loads(text)["loudness"]
+    assert "Infinity" not in text and loudness["integrated_lufs"] is None and loudness["mp3_true_peak_dbtp"] is None
     from mutagen.id3 import ID3
 
     custom = {frame.desc: str(frame) for frame in ID3(str(files.mp3)).getall("TXXX")}
-    assert "INTEGRATED_LUFS" not in custom and custom["TRUE_PEAK_DBTP"] == "-1.20"
+    assert "INTEGRATED_LUFS" not in custom and "TRUE_PEAK_DBTP" not in custom  # the MP3's own peak: silence
 
 
 @pytest.mark.parametrize("key, value", [("wav_bits", 20), ("wav_sample_rate", 22050), ("mp3_kbps", 321),

@@ -628,3 +628,41 @@ def test_the_documented_complete_recipe_validates():
     block = DOC.split("## A complete recipe", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     recipe = parse_recipe(block, "docs/recipes.md", check_files=False)
     assert recipe.name == "Cafe Jazz" and recipe.loops.thresholds == {"max_phrase_share": 0.6}
+
+
+# --- library (who releases it: tags and the upload sheet) ------------------------------------------
+
+def test_library_defaults_fill_in_album_composer_and_copyright(tmp_path, model):
+    recipe = load_recipe(write(tmp_path, minimal(model, "library: {artist: Blue Room, year: 2025}\n")))
+    assert recipe.library.facts(recipe.name) == {
+        "name": "Test Library", "artist": "Blue Room", "album": "Test Library", "composer": "Blue Room",
+        "publisher": None, "copyright": "© 2025 Blue Room", "year": 2025, "licence_url": None}
+    bare = load_recipe(write(tmp_path, minimal(model, "library:\n")))
+    assert bare.library.facts("X")["copyright"] == "© gen" and bare.library.moods["jazz"] == ("relaxed", "warm")
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    ("library: {artist: ''}\n", "library.artist", "is empty"),
+    ("library: {year: 99}\n", "library.year", "outside [1900, 2999]"),
+    ("library: {licence_url: 'example.com'}\n", "library.licence_url", "not an http(s) address"),
+    ("library: {keywords: [cafe, Cafe]}\n", "library.keywords[1]", "listed twice"),
+    ("library: {moods: {rock: [loud]}}\n", "library.moods.rock", "unknown genre"),
+    ("library: {moods: {jazz: warm}}\n", "library.moods.jazz", "expected a list of words"),
+    ("library: {artsit: x}\n", "library.artsit", "did you mean `artist`"),
+])
+def test_library_errors_name_the_key(tmp_path, model, extra, key, words):
+    message = str(pytest.raises(RecipeError, load_recipe, write(tmp_path, minimal(model, extra))).value)
+    assert ONE_LINE.match(message) and f": {key}: " in message and words in message, message
+
+
+def test_a_library_change_changes_the_fingerprint_part_library(tmp_path, model):
+    from generator.library.fingerprint import track_fingerprints
+
+    def fingerprint(extra: str):
+        recipe = load_recipe(write(tmp_path, minimal(model, extra)))
+        return track_fingerprints(recipe, plan_tracks(recipe)[:1], None)
+
+    before = fingerprint("library: {artist: A}\n")
+    (track_id,) = before
+    assert fingerprint("library: {artist: B}\n")[track_id].changes(before[track_id].as_dict()) == ["library"]
+    assert fingerprint("library: {artist: A, moods: {pop: [x]}}\n") == before  # another genre's moods

@@ -8,7 +8,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from generator.audio.render import MAX_STEMS, plan_stems, render_midi, synthesize
+from generator.audio.render import MAX_STEMS, _trim, plan_stems, render_midi, synthesize
 from generator.audio.soundfonts import REGISTRY_PATH, load_registry, resolve_soundfont
 from generator.errors import SoundFontError
 
@@ -153,9 +153,8 @@ def test_tiny_midi_renders_stereo_48k_with_a_stem_per_role(rendered):
     for name, stem in rendered.stems.items():
         assert stem.shape == rendered.mix.shape and stem.dtype == np.float32
         assert np.sqrt(np.mean(stem.astype(np.float64) ** 2)) > 1e-3, name
-    # 4 s of music + up to 2 s of tail, leading and trailing silence trimmed
+    # 4 s of music + up to 2 s of tail, trailing silence trimmed
     assert 4.0 <= rendered.duration_s <= 6.0
-    assert rendered.start_s < 0.005
     assert not np.allclose(rendered.mix[:, 0], rendered.mix[:, 1])  # real stereo (pan, reverb)
 
 
@@ -206,8 +205,32 @@ def test_note_onsets_land_within_one_block_of_their_midi_time():
     out = render_midi(midi, resolve_soundfont(None), tail_s=0.2)
     for name, start in (("at0.5", 0.5), ("at1.7321", 1.7321)):
         level = np.abs(out.stems[name]).max(axis=1)
-        onset = np.flatnonzero(level > 1e-4)[0] / SR + out.start_s
+        onset = np.flatnonzero(level > 1e-4)[0] / SR  # sample 0 is MIDI time 0: no leading trim
         assert abs(onset - start) < 1.5 * 64 / SR, (name, onset)
+
+
+def test_trimming_keeps_leading_silence_so_sample_0_is_midi_time_0():
+    """Only the tail is cut: the audio of a note at 0.25 s starts 0.25 s in, where the MIDI has it."""
+    rate = 1000
+    buffers = [np.zeros((2, 3 * rate), np.float32) for _ in range(2)]  # (2, N) per stem, FluidSynth's layout
+    buffers[0][:, 250:1250] = 0.5  # a note from 0.25 s to 1.25 s on the first stem
+    buffers[1][:, 400:600] = 0.1
+    out = _trim(["piano", "bass"], buffers, rate)
+    assert out.mix.shape == (1250, 2)  # trailing silence gone
+    assert np.flatnonzero(np.abs(out.mix[:, 0]) > 1e-3)[0] == 250
+    assert np.flatnonzero(np.abs(out.stems["bass"][:, 0]) > 1e-3)[0] == 400
+
+
+@pytest.mark.slow
+def test_audio_onset_matches_the_first_midi_note_within_5_ms():
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0, name="piano")
+    piano.notes += [pretty_midi.Note(100, 60, 0.23, 0.8), pretty_midi.Note(100, 64, 0.5, 1.0)]
+    midi.instruments.append(piano)
+    out = render_midi(midi, resolve_soundfont(None), tail_s=0.2)
+    level = np.abs(out.mix).max(axis=1) / np.abs(out.mix).max()  # relative to the peak, as mastering would set it
+    onset_s = np.flatnonzero(level > 10 ** (-60 / 20))[0] / SR
+    assert abs(onset_s - 0.23) <= 0.005, onset_s
 
 
 def test_empty_midi_renders_to_nothing():

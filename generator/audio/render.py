@@ -9,6 +9,8 @@ linear). Per-stem effects cost about 50% more CPU than one shared unit (48x vs 7
 
 Timing: FluidSynth applies events at the start of its 64-frame blocks, so each event is sent at
 the block start nearest its exact sample position (at most 32 frames = 0.67 ms off at 48 kHz).
+Sample 0 of the audio is MIDI time 0: only trailing silence is cut, so the WAV and the MIDI file
+dropped at the same bar of a DAW line up (a beat-time track's first bar line stays at 0).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from generator.errors import InputError, SoundFontError
 log = logging.getLogger(__name__)
 
 SYNTH_GAIN = 0.2  # FluidSynth's default; float output never clips, mastering sets the level
-SILENCE_DB = -70.0  # below the peak: what counts as silence when trimming either end
+SILENCE_DB = -70.0  # below the peak: what counts as silence when trimming the end
 END_FADE_S = 0.01  # a short fade so a tail cut at tail_s ends without a click
 MAX_STEMS = 16
 FLUID_BLOCK = 64  # FLUID_BUFSIZE: FluidSynth's block size, fixed when it is compiled
@@ -42,8 +44,7 @@ _OFF, _CC, _BEND, _ON = range(4)  # order of events that fall on the same sample
 class Rendered:
     mix: np.ndarray  # (N, 2) float32
     stems: dict[str, np.ndarray]  # role -> (N, 2) float32, sample-aligned with mix, summing to it
-    sample_rate: int
-    start_s: float = 0.0  # MIDI time of audio sample 0 (leading silence was trimmed)
+    sample_rate: int  # sample 0 is MIDI time 0
 
     @property
     def duration_s(self) -> float:
@@ -213,7 +214,9 @@ def _play(synth, events: list[tuple], buffers: list[np.ndarray], total: int) -> 
 
 
 def _trim(names: list[str], buffers: list[np.ndarray], sample_rate: int) -> Rendered:
-    """Cut silence (SILENCE_DB below the peak) at both ends, the same frames from every stem."""
+    """Cut trailing silence (SILENCE_DB below the peak), the same frames from every stem. Leading
+    silence is kept: it is in the MIDI file too, and cutting it from the audio alone would put
+    the audio ahead of the MIDI and the piano roll."""
     mix = np.zeros_like(buffers[0], dtype=np.float64)
     for buf in buffers:
         mix += buf
@@ -222,17 +225,17 @@ def _trim(names: list[str], buffers: list[np.ndarray], sample_rate: int) -> Rend
     if peak == 0.0:
         return Rendered(np.zeros((0, 2), np.float32), {n: np.zeros((0, 2), np.float32) for n in names}, sample_rate)
     loud = np.flatnonzero(level > peak * 10 ** (SILENCE_DB / 20))
-    first, last = int(loud[0]), int(loud[-1]) + 1
-    n_fade = min(last - first, int(END_FADE_S * sample_rate))
+    last = int(loud[-1]) + 1
+    n_fade = min(last, int(END_FADE_S * sample_rate))
     fade = (0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, n_fade))).astype(np.float32)
     stems = {}
     for name, buf in zip(names, buffers):
-        stem = np.ascontiguousarray(buf[:, first:last].T)  # (N, 2)
+        stem = np.ascontiguousarray(buf[:, :last].T)  # (N, 2)
         stem[len(stem) - n_fade:] *= fade[:, None]
         stems[name] = stem
-    out = np.ascontiguousarray(mix[:, first:last].T).astype(np.float32)
+    out = np.ascontiguousarray(mix[:, :last].T).astype(np.float32)
     out[len(out) - n_fade:] *= fade[:, None]
-    return Rendered(out, stems, sample_rate, start_s=first / sample_rate)
+    return Rendered(out, stems, sample_rate)
 
 
 class _Lib:

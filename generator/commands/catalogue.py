@@ -1,4 +1,5 @@
-"""`gen catalogue DIR [DIR ...] [--out DIR]`: rebuild the HTML catalogue from the track sidecars alone."""
+"""`gen catalogue DIR [DIR ...] [--out DIR]`: rebuild the HTML catalogue and the upload sheet
+(library.csv, library.json) from the track sidecars alone, over merged shards too."""
 
 from __future__ import annotations
 
@@ -19,11 +20,16 @@ def catalogue(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for index.html; links are made relative to it. Default: the first DIR."),
+        typer.Option("--out", help="Folder for index.html, library.csv and library.json; links and file names "
+                     "are made relative to it. Default: the first DIR."),
     ] = None,
 ) -> None:
-    """Write one offline index.html over every exported track in DIR..., then print its path."""
+    """Write one offline index.html and one upload sheet over every exported track in DIR..., then print their paths."""
     from generator.library.catalogue import build_catalogue
+    from generator.library.sheet import build_sheet
 
-    path = build_catalogue(folders, out if out is not None else folders[0])
+    target = out if out is not None else folders[0]
+    path = build_catalogue(folders, target)
     typer.echo(str(path))
+    for sheet in build_sheet(folders, target):
+        typer.echo(str(sheet))

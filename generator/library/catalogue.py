@@ -31,7 +31,7 @@ from generator.library.catalogue_data import (
 )
 from generator.library.folders import check_library_folder
 from generator.library.keys import parse_key
-from generator.library.sidecar import SidecarError, is_safe_relative, load_sidecar
+from generator.library.sidecar import is_safe_relative, read_sidecars
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,14 @@ def _labels(track: dict[str, Any], roll: Any) -> tuple[tuple[Any, ...], ...]:
     instruments = tuple((name, colours.get(name.lower())) for name in dict.fromkeys(names))
     extra = track.get("extra") if isinstance(track.get("extra"), dict) else {}
     moods = _texts(track.get("mood")) or _texts(extra.get("mood"))
-    said = {str(track["genre"]).lower(), str(track.get("library") or "").lower(), *(m.lower() for m in moods)}
+    said = {str(track["genre"]).lower(), library_name(track).lower(), *(m.lower() for m in moods)}
     return instruments, moods, tuple(str(t) for t in track["tags"] if str(t).lower() not in said)
+
+
+def library_name(track: dict[str, Any]) -> str:
+    """track.library's name: the facts export writes ({name, artist, ...}), or a bare name."""
+    library = track.get("library")
+    return str((library.get("name") if isinstance(library, dict) else library) or "")
 
 
 def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Card:
@@ -182,7 +188,7 @@ def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Car
         player=_link(folder, files.get("mp3"), out_dir, sidecar) or _link(folder, files.get("wav"), out_dir, sidecar),
         downloads=tuple(_downloads(data, folder, out_dir, sidecar)),
         sections=_sections(track, duration_s), facts=_facts(data),
-        library=str(track.get("library") or ""), licence=str(track.get("licence_note") or ""),
+        library=library_name(track), licence=str(track.get("licence_note") or ""),
         graphics={"wave": wave_data(data.get("waveform")), "roll": roll_data(roll, duration_s)},
     )
 
@@ -208,29 +214,15 @@ def _downloads(data: dict[str, Any], folder: Path, out_dir: Path, sidecar: Path)
 
 def collect_cards(folders: Sequence[Path], out_dir: Path) -> list[Card]:
     """Cards of every readable sidecar, in folder order; a track_id seen twice is kept once (the first)."""
-    cards: list[Card] = []
-    seen: dict[str, Path] = {}
     for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
+        if not Path(folder).is_dir():
             raise InputError(f"{folder}: not a folder; pass the batch folders that hold the track sidecars")
-        for path in find_sidecars(folder):
-            try:
-                data = load_sidecar(path)
-            except SidecarError as error:
-                if "marker" not in str(error):  # other JSON files (reports, configs) are not worth a warning
-                    log.warning("skipping sidecar: %s", error)
-                continue
-            track_id = data["track"]["track_id"]
-            if track_id in seen:
-                log.info("%s: track %s already listed from %s", path, track_id, seen[track_id])
-                continue
-            try:
-                cards.append(card_from_sidecar(data, path, out_dir))
-            except (AttributeError, KeyError, TypeError, ValueError) as error:
-                log.warning("skipping sidecar: %s: unexpected content (%r)", path, error)
-                continue
-            seen[track_id] = path
+    cards: list[Card] = []
+    for data, path in read_sidecars(Path(f) for f in folders):
+        try:
+            cards.append(card_from_sidecar(data, path, out_dir))
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            log.warning("skipping sidecar: %s: unexpected content (%r)", path, error)
     return cards
 
 

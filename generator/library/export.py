@@ -4,7 +4,10 @@ A track is built in a hidden staging folder (`.partial-<basename>-...`) beside i
 renamed into place only when every file, the sidecar last, is written: a failure or a crash never
 leaves a visible half-written track, and a re-run replaces the old folder as a whole.
 
-MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement.
+MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement. Each MP3 is
+decoded and measured after encoding and encoded again, lower, if it passes the true-peak ceiling
+(audio.codecs.write_mp3_under_ceiling); the sidecar records what it measures. Every audio file is
+tagged (library/tags.py) with its version: full, the cut-down's seconds, or stem:<role>.
 """
 
 from __future__ import annotations
@@ -16,20 +19,20 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from generator import __version__
-from generator.audio.codecs import write_mp3, write_wav
+from generator.audio.codecs import Mp3Level, write_mp3_under_ceiling, write_wav
 from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
 from generator.errors import GeneratorError
 from generator.files import atomic_path, install_folder
 from generator.library.integrity import folder_checksums
 from generator.library.sidecar import SCHEMA, SCHEMA_VERSION, piano_roll, write_json_atomic
-from generator.library.tags import tag_mp3
+from generator.library.tags import FileTags, tag_file
 from generator.names import slug
 from generator.seeds import stable_rng
 
@@ -53,6 +56,7 @@ class ExportSettings:
     cutdowns_s: tuple[float, ...] = (60, 30, 15)
     cutdown_fade_s: float = 2.0
     cutdown_search_s: float = 3.0  # how far before the fade the quietest start may lie
+    ceiling_dbtp: float = -1.0  # the mastering's true-peak ceiling, which every decoded MP3 must meet too
 
     def __post_init__(self) -> None:
         checks = (
@@ -63,6 +67,7 @@ class ExportSettings:
             ("cutdowns_s", all(c > 0 and float(c).is_integer() for c in self.cutdowns_s), "whole seconds > 0"),
             ("cutdown_fade_s", self.cutdown_fade_s > 0, "a positive number of seconds"),
             ("cutdown_search_s", self.cutdown_search_s >= 0, "zero or more seconds"),
+            ("ceiling_dbtp", -20 <= self.ceiling_dbtp <= 0, "a number of dBTP in [-20, 0]"),
         )
         for key, ok, fix in checks:
             if not ok:
@@ -87,10 +92,14 @@ class TrackInfo:
     model: str
     recipe: str
     licence_note: str
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # keywords
     sampling: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
-    library: str | None = None  # the recipe's name: the catalogue's title
+    mood: tuple[str, ...] = ()
+    description: str = ""
+    # The library's facts (recipe.Library.facts): name, artist, album, composer, publisher, copyright,
+    # year, licence_url.
+    library: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,25 +159,43 @@ def _unique_roles(roles: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _write_audio_set(
-    staging: Path, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray, info: TrackInfo, mastered: Any,
-    settings: ExportSettings, title: str,
-) -> dict[str, str]:
-    """WAV and/or MP3 of one signal; returns {'wav': name, 'mp3': name} of what it wrote."""
-    written: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Job:
+    """What every file of one track's export shares."""
+
+    staging: Path
+    info: TrackInfo
+    settings: ExportSettings
+    cover_png: bytes | None
+
+
+def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray,
+                     tags: FileTags) -> dict[str, Any]:
+    """WAV and/or MP3 of one signal, tagged; returns {'wav': name, 'mp3': name, 'mp3_true_peak_dbtp': ..,
+    'mp3_gain_db': ..} of what it wrote."""
+    settings, written = job.settings, {}
     if settings.write_wav:
-        name = f"{stem}.wav"
-        rng = stable_rng(info.track_id, name)
-        with atomic_path(staging / name) as tmp:
-            write_wav(tmp, wav_audio, settings.wav_sample_rate, settings.wav_bits, rng)
-        written["wav"] = name
+        written["wav"] = _write_wav(job, f"{stem}.wav", wav_audio, tags)
     if settings.write_mp3:
         name = f"{stem}.mp3"
-        with atomic_path(staging / name) as tmp:
-            write_mp3(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps)
-            tag_mp3(tmp, info, mastered, mp3_audio.shape[0] / settings.mp3_sample_rate, title)
-        written["mp3"] = name
+        with atomic_path(job.staging / name) as tmp:
+            level = write_mp3_under_ceiling(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps,
+                                            settings.ceiling_dbtp)
+            tag_file(tmp, job.info, replace(tags, true_peak_dbtp=level.true_peak_dbtp), job.cover_png)
+        written.update(mp3=name, **_mp3_record(level))
     return written
+
+
+def _write_wav(job: _Job, rel: str, audio: np.ndarray, tags: FileTags) -> str:
+    settings = job.settings
+    with atomic_path(job.staging / rel) as tmp:
+        write_wav(tmp, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(job.info.track_id, rel))
+        tag_file(tmp, job.info, tags, job.cover_png)
+    return rel
+
+
+def _mp3_record(level: Mp3Level) -> dict[str, float]:
+    return {"mp3_true_peak_dbtp": round(level.true_peak_dbtp, 3), "mp3_gain_db": round(level.gain_db, 3)}
 
 
 def _remove_stale_staging(out_dir: Path, base: str) -> None:
@@ -188,9 +215,10 @@ def _remove_stale_staging(out_dir: Path, base: str) -> None:
 
 def export_track(
     out_dir: Path, info: TrackInfo, midi: Any, mastered: Any, settings: ExportSettings, *,
-    piano_roll_notes: Iterable[Sequence[Any]] | None = None,
+    piano_roll_notes: Iterable[Sequence[Any]] | None = None, cover_png: bytes | None = None,
 ) -> TrackFiles:
-    """Write MIDI, WAV, MP3, stems, cut-downs and the sidecar into `out_dir/<basename>/`.
+    """Write MIDI, WAV, MP3, stems, cut-downs and the sidecar into `out_dir/<basename>/`; every
+    audio file carries the tags of library/tags.py and `cover_png` (the library's cover) as its art.
 
     `mastered` is any object with mix (N,2), stems {role: (N,2)}, sample_rate, integrated_lufs,
     true_peak_dbtp, gain_db, reached_target and note; or None for a MIDI-only track (settings that
@@ -214,7 +242,8 @@ def export_track(
     staging = out_dir / f".partial-{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        sidecar = _export_into(staging, base, info, track_json, midi, mix, mastered, settings, piano_roll_notes)
+        job = _Job(staging, info, settings, cover_png)
+        sidecar = _export_into(job, base, track_json, midi, mix, mastered, piano_roll_notes)
         install_folder(staging, out_dir / base)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -223,9 +252,10 @@ def export_track(
 
 
 def _export_into(
-    staging: Path, base: str, info: TrackInfo, track_json: dict[str, Any], midi: Any, mix: np.ndarray,
-    mastered: Any, settings: ExportSettings, roll_notes: Iterable[Sequence[Any]] | None,
+    job: _Job, base: str, track_json: dict[str, Any], midi: Any, mix: np.ndarray, mastered: Any,
+    roll_notes: Iterable[Sequence[Any]] | None,
 ) -> dict[str, Any]:
+    staging, info, settings = job.staging, job.info, job.settings
     if mastered is None:
         return _export_midi_only(staging, base, info, track_json, midi, roll_notes)
     rate_in = int(mastered.sample_rate)
@@ -237,12 +267,13 @@ def _export_into(
         with atomic_path(staging / f"{base}.mid") as tmp:
             midi.write(str(tmp))
         files["midi"] = f"{base}.mid"
-    files.update(_write_audio_set(staging, base, wav_mix, mp3_mix, info, mastered, settings, info.title))
-    frames = wav_mix.shape[0]
-    files["stems"] = _write_stems(staging, base, info, mastered, settings, frames) if settings.write_stems else {}
-    files["cutdowns"] = _write_cutdowns(staging, base, info, mastered, settings, wav_mix, mp3_mix)
-    files["sidecar"] = f"{base}.json"
     duration_s = wav_mix.shape[0] / settings.wav_sample_rate
+    full = FileTags(info.title, "full", duration_s, float(mastered.integrated_lufs), float(mastered.true_peak_dbtp))
+    written = _write_audio_set(job, base, wav_mix, mp3_mix, full)
+    files.update({k: v for k, v in written.items() if k in ("wav", "mp3")})
+    files["stems"] = _write_stems(job, base, mastered, wav_mix.shape[0]) if settings.write_stems else {}
+    files["cutdowns"] = _write_cutdowns(job, base, wav_mix, mp3_mix)
+    files["sidecar"] = f"{base}.json"
     lows, highs = envelope(wav_mix, WAVEFORM_POINTS)
     data = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
@@ -251,6 +282,7 @@ def _export_into(
             "integrated_lufs": float(mastered.integrated_lufs), "true_peak_dbtp": float(mastered.true_peak_dbtp),
             "gain_db": float(mastered.gain_db), "reached_target": bool(mastered.reached_target),
             "note": str(mastered.note),
+            "mp3_true_peak_dbtp": written.get("mp3_true_peak_dbtp"), "mp3_gain_db": written.get("mp3_gain_db"),
         },
         "audio": {
             "duration_s": round(duration_s, 6), "frames": int(wav_mix.shape[0]),
@@ -277,7 +309,7 @@ def _export_midi_only(
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
         "track": track_json,
         "loudness": {"integrated_lufs": None, "true_peak_dbtp": None, "gain_db": None, "reached_target": None,
-                     "note": "MIDI only: no audio rendered"},
+                     "note": "MIDI only: no audio rendered", "mp3_true_peak_dbtp": None, "mp3_gain_db": None},
         "audio": {"duration_s": round(duration_s, 6), "frames": None, "wav_sample_rate": None, "wav_bits": None,
                   "mp3_sample_rate": None, "mp3_kbps": None},
         "files": files,
@@ -295,14 +327,13 @@ def _write_sidecar(staging: Path, name: str, data: dict[str, Any]) -> None:
     write_json_atomic(staging / name, data)
 
 
-def _write_stems(
-    staging: Path, base: str, info: TrackInfo, mastered: Any, settings: ExportSettings, frames: int,
-) -> dict[str, str]:
+def _write_stems(job: _Job, base: str, mastered: Any, frames: int) -> dict[str, str]:
     """One file per role at the WAV rate and bit depth, exactly as long as the WAV mix."""
     stems = dict(mastered.stems or {})
     if not stems:
         return {}
-    (staging / "stems").mkdir()
+    (job.staging / "stems").mkdir()
+    settings, info = job.settings, job.info
     rate_in, mix_frames = int(mastered.sample_rate), len(mastered.mix)
     written: dict[str, str] = {}
     for role, name in _unique_roles(stems).items():
@@ -310,18 +341,14 @@ def _write_stems(
             log.warning("track %s: stem %r has %d frames, the mix %d; padded/trimmed to the mix",
                         info.track_id, role, len(stems[role]), mix_frames)
         audio = fit_length(resample(to_stereo(stems[role]), rate_in, settings.wav_sample_rate), frames)
-        rel = f"stems/{base}-{name}.{settings.stem_format}"
-        with atomic_path(staging / rel) as tmp:
-            write_wav(tmp, audio, settings.wav_sample_rate, settings.wav_bits, stable_rng(info.track_id, rel))
-        written[role] = rel
+        tags = FileTags(f"{info.title} (stem: {role})", f"stem:{role}", frames / settings.wav_sample_rate)
+        written[role] = _write_wav(job, f"stems/{base}-{name}.{settings.stem_format}", audio, tags)
     return written
 
 
-def _write_cutdowns(
-    staging: Path, base: str, info: TrackInfo, mastered: Any, settings: ExportSettings,
-    wav_mix: np.ndarray, mp3_mix: np.ndarray,
-) -> dict[str, dict[str, Any]]:
+def _write_cutdowns(job: _Job, base: str, wav_mix: np.ndarray, mp3_mix: np.ndarray) -> dict[str, dict[str, Any]]:
     """WAV/MP3 cut-downs of exactly each length; lengths longer than the track are skipped."""
+    settings, info = job.settings, job.info
     written: dict[str, dict[str, Any]] = {}
     if not (settings.write_wav or settings.write_mp3):
         return written
@@ -335,8 +362,8 @@ def _write_cutdowns(
         cut_mp3 = (cut_wav if mp3_mix is wav_mix
                    else cutdown(mp3_mix, settings.mp3_sample_rate, length_s, fade_s, search_s))
         label = f"{length_s}s"
-        entry = _write_audio_set(staging, f"{base}-{label}", cut_wav, cut_mp3, info, mastered, settings,
-                                 f"{info.title} ({label})")
+        tags = FileTags(f"{info.title} ({label})", str(length_s), float(length_s))
+        entry = _write_audio_set(job, f"{base}-{label}", cut_wav, cut_mp3, tags)
         written[str(length_s)] = {"duration_s": float(length_s), **entry}
     return written
 

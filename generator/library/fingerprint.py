@@ -4,7 +4,8 @@ Each part is hashed on its own, so a re-run can say what changed ("seed", "durat
 the track's plan (track_id, index, title, genre, seed, duration_s, sampling, and bpm, meter, key, grid
 and humanize where it sets them), the recipe values it
 depends on (name, instrumentation of its genre, loops, ending, outputs but the catalogue switch,
-mastering and SoundFont when it has audio, the primer and the primer file's content), and the
+mastering and SoundFont when it has audio, the primer and the primer file's content, and what its
+tags say: the `library` section as it applies to its genre), and the
 checkpoint file's content. Paths, `device`, `time_budget_s` and `output` are left out: they say
 where and how fast, not what. Big files are hashed once per run, streaming.
 """
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 VERSION = 1
 NO_FINGERPRINT = "no fingerprint"
 PARTS = ("track_id", "index", "title", "genre", "seed", "duration_s", "sampling", "name", "instrumentation",
-         "loops", "ending", "outputs", "mastering", "primer", "model", "soundfont")
+         "loops", "ending", "outputs", "mastering", "primer", "model", "soundfont", "library")
 # Parts a track has only when its plan sets them, so a track of a recipe without them keeps the
 # fingerprint it had before they existed (a re-run is not refused over nothing).
 STYLE_PARTS = ("bpm", "meter", "key", "grid", "humanize")
@@ -67,11 +68,14 @@ def track_fingerprints(recipe: Recipe, plans: list[TrackPlan], soundfont: Path |
         "model": _input_sha256(Path(recipe.model), "checkpoint"),
         "soundfont": None if soundfont is None else _input_sha256(soundfont, "SoundFont"),
     }
+    lib = recipe.library
+    library = {**lib.facts(recipe.name), "licence": lib.licence, "keywords": lib.keywords}
     found = {}
     for plan in plans:
         values = {"track_id": plan.track_id, "index": plan.index, "title": plan.title, "genre": plan.genre,
                   "seed": plan.seed, "duration_s": plan.duration_s, "sampling": dataclasses.asdict(plan.sampling),
-                  "instrumentation": recipe.programs(plan.genre), **shared, **_style(plan)}
+                  "instrumentation": recipe.programs(plan.genre), **shared, **_style(plan),
+                  "library": {**library, "moods": lib.moods.get(plan.genre, ())}}
         parts = {name: _digest(values[name])[:16] for name in (*PARTS, *STYLE_PARTS) if name in values}
         found[plan.track_id] = Fingerprint(_digest(parts), parts)
     return found

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator.errors import GeneratorError, InputError
-from generator.files import remove_temps, write_failure
+from generator.files import atomic_write_bytes, remove_temps, write_failure
 from generator.library import style
+from generator.library.delivery import COVER_NAME, track_words
 from generator.library.fingerprint import Fingerprint, track_fingerprints
 from generator.library.folders import check_library_folder
 from generator.library.integrity import track_files
@@ -36,9 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("sample", "render", "master", "export", "catalogue")
-LICENCE_NOTE = ("Royalty-free: composed by the gen Music Transformer trained on public-domain and "
-                "permissively licensed material; rendered with an MIT-licensed SoundFont.")
+STAGES = ("sample", "render", "master", "export", "catalogue")  # catalogue: index.html, the upload sheet, the cover
 
 # on_progress(event, track_id, done, total): event is a stage name, "track_done" or "track_failed".
 Progress = Callable[[str, str, int, int], None]
@@ -160,15 +159,28 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
                     notify("track_done" if outcome.status == "done" else "track_failed",
                            outcome.track_id, done, total)
         catalogue = None
-        if recipe.outputs.catalogue and any(o.status != "given_up" for o in outcomes.values()):
+        if any(o.status != "given_up" for o in outcomes.values()):
             notify("catalogue", "", done, total)
             start = time.monotonic()
-            from generator.library.catalogue import build_catalogue
-
-            catalogue = build_catalogue([out_dir], out_dir)
+            catalogue = _library_files(recipe, out_dir)
             stage_s["catalogue"] += time.monotonic() - start
     tracks = [outcomes[p.track_id] for p in plans]
     return BatchReport(out_dir, tracks, stage_s, time.monotonic() - started, catalogue)
+
+
+def _library_files(recipe: Recipe, out_dir: Path) -> Path | None:
+    """The files of the whole library, made anew from the sidecars on every run (so a resumed or
+    extended library lists every track): the cover, the upload sheet and, if asked for, index.html."""
+    from generator.library.cover import cover_png
+    from generator.library.sheet import build_sheet
+
+    atomic_write_bytes(out_dir / COVER_NAME, cover_png(recipe.name, recipe.seed))
+    build_sheet([out_dir], out_dir)
+    if not recipe.outputs.catalogue:
+        return None
+    from generator.library.catalogue import build_catalogue
+
+    return build_catalogue([out_dir], out_dir)
 
 
 def _soundfont_path(recipe: Recipe) -> Path | None:
@@ -212,6 +224,7 @@ class _Context:
     primer_ids: tuple[int, ...]
     fingerprints: dict[str, Fingerprint]
     beat_time: bool  # the model's encoding keeps bars: bpm, meter and grid go to the sampler
+    cover_png: bytes | None  # embedded in every audio file; None when nothing is rendered
 
     @classmethod
     def load(cls, recipe: Recipe, recipe_label: str, device: str, fingerprints: dict[str, Fingerprint]) -> _Context:
@@ -231,8 +244,13 @@ class _Context:
             primer_ids = primer_from_midi(primer.path, primer.seconds or 15.0, from_end=primer.from_end,
                                           encoding=model.encoding)
         name = meta.get("name") or Path(recipe.model).name
+        cover = None
+        if soundfont is not None:
+            from generator.library.cover import EMBED_PX, cover_png
+
+            cover = cover_png(recipe.name, recipe.seed, EMBED_PX)
         return cls(recipe, recipe_label, device, model, str(name), soundfont, primer_ids, fingerprints,
-                   style.has_bars(model))
+                   style.has_bars(model), cover)
 
 
 def _make_group(ctx: _Context, members: list[TrackPlan], wanted: list[TrackPlan], out_dir: Path,
@@ -319,20 +337,24 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     outputs = recipe.outputs
     settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
                               mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
-                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s))
+                              write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s),
+                              ceiling_dbtp=recipe.mastering.ceiling_dbtp)
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
+    bpm, key = style.track_bpm(plan, composed.bpm, midi, _estimated_bpm), _estimated_key(ids, encoding)
+    mood, keywords, description = track_words(recipe, plan.genre, [i.name for i in midi.instruments if i.notes],
+                                              bpm, key)
     info = TrackInfo(
         track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
-        bpm=style.track_bpm(plan, composed.bpm, midi, _estimated_bpm), key=_estimated_key(ids, encoding),
-        duration_s=duration_s,
-        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=LICENCE_NOTE,
-        tags=(plan.genre, recipe.name), library=recipe.name, sampling=dataclasses.asdict(plan.sampling),
+        bpm=bpm, key=key, duration_s=duration_s,
+        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=recipe.library.licence,
+        tags=keywords, mood=mood, description=description, library=recipe.library.facts(recipe.name),
+        sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
                "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
                **style.planned(plan, semitones, ctx.beat_time)},
     )
-    files = export_track(out_dir, info, midi, mastered, settings)
+    files = export_track(out_dir, info, midi, mastered, settings, cover_png=ctx.cover_png)
     stage_s["export"] += time.monotonic() - start
     folder = files.folder.name
     lufs = None if mastered is None else round(mastered.integrated_lufs, 2)

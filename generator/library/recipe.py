@@ -158,6 +158,31 @@ class Outputs(_Section):
     catalogue: bool = True
 
 
+class Library(_Section):
+    """Who releases the library, as tags and the upload sheet say it (docs/recipes.md `library`)."""
+
+    artist: Annotated[str, _v(rf.text_field(120, "Blue Room Music"))] = "gen"
+    album: Annotated[str | None, _v(rf.optional_text_field(120, "Cafe Jazz Vol. 1"))] = None
+    composer: Annotated[str | None, _v(rf.optional_text_field(120, "Jane Doe"))] = None
+    publisher: Annotated[str | None, _v(rf.optional_text_field(120, "Blue Room Publishing"))] = None
+    copyright: Annotated[str | None, _v(rf.optional_text_field(200, "'2025 Blue Room Music'"))] = None
+    year: Annotated[int | None, _v(lambda v: None if v is None else rf.number(
+        v, integer=True, lo=rf.YEARS[0], hi=rf.YEARS[1], example="2025"))] = None
+    licence: Annotated[str, _v(rf.text_field(1000, "'Royalty-free for video and podcasts'"))] = rf.LICENCE
+    licence_url: Annotated[str | None, _v(rf.url)] = None
+    keywords: Annotated[tuple[str, ...], _v(rf.words)] = ()
+    moods: Annotated[dict[str, tuple[str, ...]], _v(rf.moods)] = rf.moods(None)
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """The library's fields with their defaults filled in: album the recipe name, composer the
+        artist, copyright '© <year> <publisher or artist>'."""
+        owner = self.publisher or self.artist
+        notice = self.copyright or " ".join(str(p) for p in ("©", self.year, owner) if p)
+        return {"name": name, "artist": self.artist, "album": self.album or name,
+                "composer": self.composer or self.artist, "publisher": self.publisher, "copyright": notice,
+                "year": self.year, "licence_url": self.licence_url}
+
+
 class GenreSettings(_Section):
     """One genre's `genre_settings` entry: each key set here replaces the top-level one for it."""
 
@@ -212,6 +237,7 @@ class Recipe(_Section):
     grid: Grid = None
     humanize: bool = False
     genre_settings: dict[Annotated[str, _v(_genre_name)], GenreSettings] = {}
+    library: Library = Library()
 
     @model_validator(mode="before")
     @classmethod
@@ -219,7 +245,7 @@ class Recipe(_Section):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for section in ("sampling", "loops", "mastering", "outputs", "genre_settings"):
+        for section in ("sampling", "loops", "mastering", "outputs", "genre_settings", "library"):
             if section in data and data[section] is None:  # `sampling:` with nothing under it
                 data[section] = {}
         if "output" not in data and isinstance(data.get("name"), str) and data["name"].strip():

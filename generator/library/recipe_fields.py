@@ -44,6 +44,17 @@ DEFAULT_INSTRUMENTATION: dict[str, dict[str, int]] = {
     "pop": {"piano": 4, "bass": 33, "drums": 0},  # electric piano, finger bass, standard kit
 }
 
+# The words a genre's tracks are described and tagged with when the recipe's `library.moods` says nothing.
+DEFAULT_MOODS: dict[str, tuple[str, ...]] = {
+    "classic": ("elegant", "reflective"),
+    "jazz": ("relaxed", "warm"),
+    "calm": ("calm", "peaceful"),
+    "pop": ("upbeat", "bright"),
+}
+LICENCE = ("Royalty-free: composed by the gen Music Transformer trained on public-domain and "
+           "permissively licensed material; rendered with an MIT-licensed SoundFont.")
+YEARS = (1900, 2999)
+
 
 def fail(problem: str, fix: str, *subpath: str | int) -> NoReturn:
     raise PydanticCustomError(ERROR_TYPE, "{problem} ({fix})",
@@ -155,6 +166,55 @@ def text_field(max_len: int, example: str) -> Callable[[Any], str]:
     return lambda value: text(value, max_len=max_len, example=example)
 
 
+def optional_text_field(max_len: int, example: str) -> Callable[[Any], str | None]:
+    """text_field, or None (null or left out) for 'use the default'."""
+    return lambda value: None if value is None else text(value, max_len=max_len, example=example)
+
+
+def url(value: Any) -> str | None:
+    """An http(s) address without spaces, or None."""
+    if value is None:
+        return None
+    address = text(value, max_len=500, example="https://example.com/licence")
+    if not re.fullmatch(r"https?://[^\s/]+\S*", address):
+        fail(f"{show(address)} is not an http(s) address", "write e.g. https://example.com/licence")
+    return address
+
+
+def words(value: Any, *, subpath: tuple = ()) -> tuple[str, ...]:
+    """A list of short one-line words or phrases (keywords, moods), each once, in order."""
+    if not isinstance(value, (list, tuple)):
+        fail(f"expected a list of words, got {show(value)}", "write e.g. [cafe, brunch, acoustic]", *subpath)
+    found: list[str] = []
+    for i, item in enumerate(value):
+        word = text(item, max_len=40, example="acoustic", subpath=(*subpath, i))
+        if word.lower() in (w.lower() for w in found):
+            fail(f"{show(word)} is listed twice", "list each word once", *subpath, i)
+        found.append(word)
+    return tuple(found)
+
+
+def moods(value: Any) -> dict[str, tuple[str, ...]]:
+    """Per-genre mood words {genre: [words]} over DEFAULT_MOODS."""
+    merged = dict(DEFAULT_MOODS)
+    if value is None:
+        return merged
+    for key, listed in _mapping(value, "{jazz: [relaxed, warm]}").items():
+        merged[_genre_key(key)] = words(listed, subpath=(key,))
+    return merged
+
+
+def _genre_key(key: Any, known: str = ", ".join(vocab.GENRES)) -> str:
+    """A mapping key that names a genre or an alias -> the canonical genre."""
+    try:
+        genre = vocab.canonical_genre(key) if isinstance(key, str) else None
+    except KeyError:
+        genre = None
+    if genre is None:
+        fail(f"unknown genre {show(key)}", f"use one of {known}", key)
+    return genre
+
+
 def _mapping(value: Any, example: str) -> dict:
     if not isinstance(value, dict):
         fail(f"expected a mapping, got {show(value)}",
@@ -172,12 +232,7 @@ def genres(value: Any) -> dict[str, int | float]:
     canonical: dict[str, int | float] = {}
     written: dict[str, Any] = {}
     for key, amount in mapping.items():
-        try:
-            genre = vocab.canonical_genre(key) if isinstance(key, str) else None
-        except KeyError:
-            genre = None
-        if genre is None:
-            fail(f"unknown genre {show(key)}", f"use one of {known}", key)
+        genre = _genre_key(key, known)
         if genre in canonical:
             fail(f"genre {genre} given twice (as {show(written[genre])} and {show(key)})",
                  "merge them into one entry", key)
@@ -302,13 +357,7 @@ def instrumentation(value: Any) -> dict[str, dict[str, int]]:
     if value is None:
         return merged
     for genre_key, families in _mapping(value, "{jazz: {piano: 0}}").items():
-        try:
-            genre = vocab.canonical_genre(genre_key) if isinstance(genre_key, str) else None
-        except KeyError:
-            genre = None
-        if genre is None:
-            fail(f"unknown genre {show(genre_key)}", f"use one of {', '.join(vocab.GENRES)}",
-                 genre_key)
+        genre = _genre_key(genre_key)
         if not isinstance(families, dict):
             fail(f"expected a mapping of instrument families, got {show(families)}",
                  "write e.g. {piano: 0, bass: 32}", genre_key)

@@ -4,11 +4,14 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
 {
   "schema": "gen.track", "schema_version": 1, "generator": "gen 0.1.0",
   "track": {track_id, title, genre, index, seed, bpm, key, duration_s (requested), model, recipe,
-            licence_note, tags: [..], sampling: {..}, extra: {..}, library},
-  "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note},
+            licence_note, tags: [..] (keywords), sampling: {..}, extra: {..}, mood: [..], description,
+            library: {name, artist, album, composer, publisher, copyright, year, licence_url}},
+  "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note,
+               mp3_true_peak_dbtp, mp3_gain_db},                # the decoded MP3's, and its re-encode gain
   "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},
   "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
-            cutdowns: {"60": {"duration_s": 60.0, "wav": path, "mp3": path}, ...}},
+            cutdowns: {"60": {"duration_s": 60.0, "wav": path, "mp3": path, "mp3_true_peak_dbtp": -1.1,
+                              "mp3_gain_db": 0.0}, ...}},
   "piano_roll": {duration_s, instruments: [{name, program, is_drum}], notes: [[pitch, start_s, end_s, i]]},
   "waveform": {points, min: [..], max: [..]},    # per-bucket min/max over both channels, 3 decimals
   "checksums": {path: {size, sha256}}           # every other file of the track folder (not the sidecar)
@@ -19,6 +22,8 @@ existed. The catalogue also reads, when present: track.instruments and track.moo
 list of strings; else the roll's instrument names and track.extra.mood) and track.sections
 ([{name, start_bar, bars, start_s, end_s}], drawn on the waveform).
 Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
+mood, description, library and the mp3_* keys came later within schema version 1: readers take
+them as missing (blank) in older sidecars.
 A MIDI-only track (a recipe with wav, mp3 and stems off) was never rendered: every loudness value
 but the note is null, audio holds only duration_s (of the music), the rest null, and the waveform
 has no points.
@@ -27,12 +32,15 @@ has no points.
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from generator.files import FileRefused, atomic_write_text, read_bytes_bounded
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "gen.track"
 SCHEMA_VERSION = 1
@@ -101,6 +109,29 @@ def load_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(duration, (int, float)) or not duration >= 0:
         raise SidecarError(f"{path}: key 'audio.duration_s' = {duration!r} is not a duration")
     return data
+
+
+def find_sidecars(folder: Path) -> list[Path]:
+    """Every *.json under `folder`, skipping hidden entries (staging folders of unfinished exports)."""
+    return [path for path in sorted(folder.rglob("*.json"))
+            if not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+
+
+def read_sidecars(folders: Iterable[Path]) -> Iterator[tuple[dict[str, Any], Path]]:
+    """(data, path) of every readable sidecar under `folders`, in folder order; a track_id seen
+    twice is kept once (the first). Other JSON files are passed over, damaged sidecars with a warning."""
+    seen: set[str] = set()
+    for folder in folders:
+        for path in find_sidecars(Path(folder)):
+            try:
+                data = load_sidecar(path)
+            except SidecarError as error:
+                if "marker" not in str(error):  # other JSON files (reports, configs) are not worth a warning
+                    log.warning("skipping sidecar: %s", error)
+                continue
+            if data["track"]["track_id"] not in seen:
+                seen.add(data["track"]["track_id"])
+                yield data, path
 
 
 def piano_roll(midi: Any, notes: Iterable[Sequence[Any]] | None, duration_s: float) -> dict[str, Any]:
