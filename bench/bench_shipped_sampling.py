@@ -3,9 +3,10 @@
     python bench/bench_shipped_sampling.py [--genre jazz] [--batch 8] [--seconds 30] [--threads 2]
                                            [--genre-guidance W]
 
-Composes `batch` tracks of `seconds` with models/gen-small.pt, the cafe-jazz recipe's controls
-(top-k 60, top-p 0.98, repetition penalty 0.05, the piano/bass/drums palette, the genre's note
-release) in one batch, and prints tokens, wall time, tokens/s and seconds of music per second.
+Composes `batch` tracks of `seconds` with models/gen-small.pt (or `--checkpoint`), the cafe-jazz
+recipe's controls (top-k 60, top-p 0.98, repetition penalty 0.05, the genre's default instruments
+as `gen batch` plays them, the genre's note release; a beat-time model plays whole bars at the
+genre's usual tempo) in one batch, and prints tokens, wall time, tokens/s and seconds of music per second.
 No loop detection and no resampling: this is the sampler alone. `--genre-guidance` > 0 adds
 each row's unconditioned twin (classifier-free guidance), the cost that option pays.
 """
@@ -23,14 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from generator.eval.evaluate import default_palette  # noqa: E402
 from generator.model.checkpoint import load_checkpoint  # noqa: E402
 from generator.paths import SHIPPED_CHECKPOINT  # noqa: E402
 from generator.sampling.generate import GenerationRequest, generate  # noqa: E402
 from generator.sampling.loops import LoopLimits, release_after_s  # noqa: E402
 from generator.sampling.params import SamplingParams  # noqa: E402
-from generator.tokens import vocab  # noqa: E402
-
-PALETTE = tuple(vocab.INSTRUMENT_FAMILIES.index(name) for name in ("piano", "bass")) + (vocab.DRUMS_FAMILY,)
 
 
 def main() -> None:
@@ -40,12 +39,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--genre-guidance", type=float, default=0.0)
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    model, _ = load_checkpoint(args.checkpoint)
     params = SamplingParams.plain(top_k=60, top_p=0.98, rp_penalty=0.05, genre_guidance=args.genre_guidance)
     release = release_after_s(LoopLimits.for_genre(args.genre), args.genre)
-    requests = [GenerationRequest(args.genre, seed, args.seconds, params, max_note_s=release, instruments=PALETTE)
+    palette = default_palette(args.genre)
+    requests = [GenerationRequest(args.genre, seed, args.seconds, params, max_note_s=release, instruments=palette)
                 for seed in range(args.batch)]
     generate(model, requests[:1], time_budget_s=0.5)  # warm-up
     start = time.perf_counter()
@@ -53,7 +54,8 @@ def main() -> None:
     wall = time.perf_counter() - start
     tokens = sum(r.tokens_generated for r in results)
     music = sum(r.duration_s for r in results)
-    print(json.dumps({"genre": args.genre, "batch": args.batch, "genre_guidance": args.genre_guidance,
+    print(json.dumps({"checkpoint": str(args.checkpoint), "genre": args.genre, "batch": args.batch,
+                      "genre_guidance": args.genre_guidance,
                       "tokens": tokens, "wall_s": round(wall, 2),
                       "tok_s": round(tokens / wall), "music_s_per_wall_s": round(music / wall, 1)}))
 
