@@ -331,8 +331,8 @@ def test_planned_bpm_meter_and_grid_reach_the_sampler_and_bpm_is_the_label(tmp_p
     for sidecar in sidecars(tmp_path / "out").values():
         assert sidecar["track"]["bpm"] == 96.0
         assert sidecar["track"]["extra"]["planned"] == {"bpm": 96.0, "meter": "3/4", "grid": [3]}
-    details = re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", report.catalogue.read_text(encoding="utf-8"))
-    assert details.count(("BPM", "96")) == 2
+    shown = re.findall(r'<span class="bpm">([^<]*)</span>', report.catalogue.read_text(encoding="utf-8"))
+    assert shown == ["96 BPM"] * 2
 
 
 def test_humanize_changes_the_notes_the_synth_plays_never_the_midi_file(tmp_path, tiny_checkpoint, monkeypatch):
