@@ -192,6 +192,26 @@ def test_repeats_carry_the_first_statements_bass_and_drums_and_most_of_its_melod
     assert int(BEAT.shift_ticks(ids).sum()) == 40 * bar and ids[-1] == vocab.END
 
 
+def test_with_the_models_harmony_a_repeat_takes_the_first_statements_chords_and_keeps_its_own_ending():
+    planned = F.plan_form(choice("jazz"), "jazz", 40)
+    own = F.plan_form(choice("jazz", harmony="model"), "jazz", 40)
+    assert own.bar_chords == () and own.sections == planned.sections
+    take = _random_take(planned)  # stands for a take whose chords the model wrote
+    before = beat_codec.decode_piece(take, BEAT).chords
+    after = dict(beat_codec.decode_piece(arrange(take, own, (4, 4), BEAT), BEAT).chords)
+    in_force = lambda changes, step: [c for s, c in changes if s <= step][-1]  # noqa: E731
+    a = [s for s in own.sections if s.name == "A"]
+    for s in a[1:]:
+        shift = (s.start_bar - a[0].start_bar) * 192
+        for bar in range(s.bars):
+            step = (s.start_bar + bar) * 192
+            source = step if bar >= s.bars - varied_bars(s.bars) else step - shift
+            assert in_force(sorted(after.items()), step) == in_force(before, source)
+    take_bass = _notes(take, {BASS}, a[1].start_bar * 192 + 6 * 192, (a[1].start_bar + 8) * 192)
+    assert take_bass and _notes(arrange(take, own, (4, 4), BEAT), {BASS}, a[1].start_bar * 192 + 6 * 192,
+                                (a[1].start_bar + 8) * 192) == take_bass
+
+
 def test_the_final_downbeat_is_struck_by_every_family_with_the_bass_on_the_keynote():
     c = replace(choice("pop"), tonic=2, minor=True)
     plan = F.plan_form(c, "pop", 24)
