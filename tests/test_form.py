@@ -13,7 +13,7 @@ import pytest
 
 from generator.errors import RecipeError
 from generator.library import form as F
-from generator.library.arrange import BASS, DRUMS, arrange, varied_bars
+from generator.library.arrange import BASS, DRUMS, arrange
 from generator.library.plan import plan_tracks
 from generator.library.recipe import parse_recipe
 from generator.tokens import beat_codec, chords, vocab
@@ -175,7 +175,7 @@ def test_repeats_carry_the_first_statements_bass_and_drums_and_most_of_its_melod
     assert len(a) == 3
     first = a[0].start_bar * bar
     for s in a[1:]:
-        start, size, varied = s.start_bar * bar, s.bars * bar, varied_bars(s.bars) * bar
+        start, size, varied = s.start_bar * bar, s.bars * bar, plan.varied_bars(s.bars) * bar
         assert _notes(ids, {BASS, DRUMS}, start, start + size, start - first) == \
                _notes(take, {BASS, DRUMS}, first, first + size)
         assert _notes(ids, {0}, start, start + size - varied, start - first) == \
@@ -205,7 +205,7 @@ def test_with_the_models_harmony_a_repeat_takes_the_first_statements_chords_and_
         shift = (s.start_bar - a[0].start_bar) * 192
         for bar in range(s.bars):
             step = (s.start_bar + bar) * 192
-            source = step if bar >= s.bars - varied_bars(s.bars) else step - shift
+            source = step if bar >= s.bars - own.varied_bars(s.bars) else step - shift
             assert in_force(sorted(after.items()), step) == in_force(before, source)
     take_bass = _notes(take, {BASS}, a[1].start_bar * 192 + 6 * 192, (a[1].start_bar + 8) * 192)
     assert take_bass and _notes(arrange(take, own, (4, 4), BEAT), {BASS}, a[1].start_bar * 192 + 6 * 192,

@@ -5,7 +5,8 @@ then rebuilds the take (docs/sampling.md, "Form"):
 
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
-  families (the melody and its accompaniment) but in the last VARIED_BARS bars of the section,
+  families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
+  them by genre: 2 of 8 in jazz and pop, 4 of 8 in classic and calm; at least 1),
   which keep what the one pass sampled there (a new ending each time, on the same chords). With the
   model's own harmony the bass and the chord changes of those bars are the pass's too, so they
   agree with the notes above them;
@@ -47,14 +48,6 @@ class _N:
     velocity: int
 
 
-def varied_bars(bars: int) -> int:
-    """Bars at the end of a repeat that keep the one pass's melody: 2 of 8, 1 of 4."""
-    return max(1, bars // 4) if bars > 1 else 0
-
-
-VARIED_BARS = varied_bars(8)
-
-
 def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding: Encoding) -> list[int]:
     """The take rebuilt to its form: repeats from their first statement, the final downbeat struck."""
     piece = beat_codec.decode_piece(ids, encoding)
@@ -71,7 +64,7 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
         if section.name not in first:
             first[section.name] = span
         elif first[section.name][1] == span[1]:
-            notes, changes = _repeat(notes, changes, first[section.name][0], span, varied_bars(section.bars)
+            notes, changes = _repeat(notes, changes, first[section.name][0], span, form.varied_bars(section.bars)
                                      * bar_steps, keep)
     end = form.n_bars * bar_steps
     home = form.bar_chords[-1][-1] if form.bar_chords else _home_of(notes)

@@ -37,6 +37,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 GENRE_TEMPLATES = {"jazz": "aaba", "pop": "verse_chorus", "classic": "aba", "calm": "evolving"}
 HOME_BONUS = 0.3  # chords_key: a recipe's first section ending on a key's home chord points to that key
+# The share of each repeat's bars (at its end) whose melody is new (library/arrange.py): real
+# classical pieces and slow songs repeat less of their top line than jazz heads and pop tunes do.
+VARIED_SHARE = {"jazz": 0.25, "pop": 0.25, "classic": 0.5, "calm": 0.5}
 MINOR_SHARE = {"jazz": 0.3, "pop": 0.3, "classic": 0.4, "calm": 0.3}  # of tracks in a drawn key
 
 # Progressions: bars separated by "|", two chords in a bar by a space. Numerals count from the key's
@@ -136,6 +139,11 @@ class FormPlan:
     choice: FormChoice
     sections: tuple[Section, ...]
     bar_chords: tuple[Bar, ...]
+    varied_share: float = 0.25  # of a repeat's bars, at its end, whose melody is new (VARIED_SHARE)
+
+    def varied_bars(self, bars: int) -> int:
+        """Bars at the end of a repeat of `bars` bars that keep the one pass's melody (at least 1)."""
+        return max(1, round(bars * self.varied_share)) if bars > 1 else 0
 
     @property
     def n_bars(self) -> int:
@@ -169,6 +177,7 @@ class FormPlan:
     def as_dict(self) -> dict[str, Any]:
         """The sidecar's record (track.extra.planned.form)."""
         return {**self.choice.as_dict(), "sections": [f"{s.name} {s.bars}" for s in self.sections],
+                "varied_share": self.varied_share,
                 "chords": [" ".join(ch.chord_name(c) for c in bar) for bar in self.bar_chords]}
 
 
@@ -270,7 +279,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
     """The choice fitted to the track's bars, with its harmony per bar (none for `model`)."""
     sections = fit_sections(choice, n_bars)
     if choice.harmony == "model":
-        return FormPlan(choice, sections, ())
+        return FormPlan(choice, sections, (), VARIED_SHARE[genre])
     library = PROGRESSIONS[(genre, choice.minor)]
     given = dict(choice.given)
 
@@ -296,7 +305,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
         else:
             prog = source(section.name)
             bars += [prog[i % len(prog)] for i in range(section.bars)]
-    return FormPlan(choice, sections, tuple(bars))
+    return FormPlan(choice, sections, tuple(bars), VARIED_SHARE[genre])
 
 
 def _outro(a: tuple[Bar, ...], given: tuple[Bar, ...] | None, library: _P, choice: FormChoice,
