@@ -286,7 +286,7 @@ def test_beat_keys_with_a_model_without_bars_stop_before_composing(tmp_path, tin
     result = gen("batch", str(recipe), "--quiet", check=False)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith(f"Error: {recipe}: bpm/meter/grid need a beat-time model")
+    assert result.stderr.startswith(f"Error: {recipe}: bpm/meter/grid/form/harmony need a beat-time model")
     assert "bpm, genre_settings.jazz.meter" in result.stderr and "encoding is 'default'" in result.stderr
     assert "fix: " in result.stderr
     assert not list((tmp_path / "out").rglob("*.mid"))

@@ -114,10 +114,10 @@ def test_fingerprints_of_a_recipe_without_the_new_keys_are_unchanged():
     for plan in plan_tracks(styled):
         changes = styled_prints[plan.track_id].changes(prints[plan.track_id].as_dict())
         assert changes == ["key", *(["grid"] if plan.genre == "jazz" else []), "humanize"], (plan.genre, changes)
-    assert set(STYLE_PARTS) == {"bpm", "meter", "key", "grid", "humanize"}
+    assert set(STYLE_PARTS) == {"bpm", "meter", "key", "grid", "humanize", "form"}
 
 
-@pytest.mark.parametrize("extra", ["bpm: 90\n", "meter: 3/4\n", "grid: [4]\n",
+@pytest.mark.parametrize("extra", ["bpm: 90\n", "meter: 3/4\n", "grid: [4]\n", "form: auto\n", "harmony: model\n",
                                    "genre_settings:\n  jazz: {bpm: 90}\n"])
 def test_the_recipe_names_the_beat_keys_it_sets(extra):
     r = recipe(extra)

@@ -100,6 +100,8 @@ class TrackInfo:
     # The library's facts (recipe.Library.facts): name, artist, album, composer, publisher, copyright,
     # year, licence_url.
     library: dict = field(default_factory=dict)
+    # The form's sections (library/form.py): [{name, start_bar, bars, start_s, end_s}]; [] without one.
+    sections: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

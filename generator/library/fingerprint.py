@@ -1,8 +1,8 @@
 """What made a track: a fingerprint of everything that determines its files.
 
 Each part is hashed on its own, so a re-run can say what changed ("seed", "duration_s", "model"):
-the track's plan (track_id, index, title, genre, seed, duration_s, sampling, and bpm, meter, key, grid
-and humanize where it sets them), the recipe values it
+the track's plan (track_id, index, title, genre, seed, duration_s, sampling, and bpm, meter, key, grid,
+humanize and form where it sets them), the recipe values it
 depends on (name, instrumentation of its genre, loops, ending, outputs but the catalogue switch,
 mastering and SoundFont when it has audio, the primer and the primer file's content, and what its
 tags say: the `library` section as it applies to its genre), and the
@@ -32,7 +32,7 @@ PARTS = ("track_id", "index", "title", "genre", "seed", "duration_s", "sampling"
          "loops", "ending", "outputs", "mastering", "primer", "model", "soundfont", "library")
 # Parts a track has only when its plan sets them, so a track of a recipe without them keeps the
 # fingerprint it had before they existed (a re-run is not refused over nothing).
-STYLE_PARTS = ("bpm", "meter", "key", "grid", "humanize")
+STYLE_PARTS = ("bpm", "meter", "key", "grid", "humanize", "form")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _style(plan: TrackPlan) -> dict[str, Any]:
 
     values = {"bpm": plan.bpm, "meter": plan.meter, "key": plan.key,
               "grid": None if plan.grid == DEFAULT_GRIDS.get(plan.genre) else plan.grid,
-              "humanize": plan.humanize or None}
+              "humanize": plan.humanize or None, "form": None if plan.form is None else plan.form.as_dict()}
     return {name: value for name, value in values.items() if value is not None}
 
 

@@ -33,6 +33,7 @@ from generator.library.resume import remove_folder, tracks_to_redo
 from generator.tokens import vocab
 
 if TYPE_CHECKING:
+    from generator.library.form import FormPlan
     from generator.sampling.loops import LoopLimits
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,8 @@ class _Composed:
     ending: str
     rejections: tuple[str, ...]
     bpm: float | None = None  # beat time: the tempo the track was made at
+    meter: tuple[int, int] | None = None  # beat time: its meter
+    form: FormPlan | None = None  # its sections and harmony (a recipe with form or harmony)
 
 
 def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
@@ -301,21 +304,27 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
                           grid=p.grid if beat else None)
         for p in members
     ]
+    forms: list[FormPlan | None] = [None] * len(members)
+    if beat:
+        for i, p in enumerate(members):
+            requests[i], forms[i] = style.with_form(p, requests[i])
 
     def detector(ids, genre, _limits, encoding):
         return detect(ids, genre, loop_limits(recipe, genre), encoding)
 
     # Rows of a group are sampled side by side, so the per-track budget is the group's budget.
     results = compose_many(ctx.model, requests, max_attempts=recipe.loops.max_attempts, device=ctx.device,
-                           batch_size=GROUP_SIZE, time_budget_s=recipe.time_budget_s, detector=detector)
+                           batch_size=GROUP_SIZE, time_budget_s=recipe.time_budget_s, detector=detector,
+                           finish=style.arranger(forms, ctx.model.encoding))
     composed = []
-    for r in results:
+    for r, form in zip(results, forms):
         reasons = tuple(f"seed {seed}: {reason}" for seed, reason in r.rejections)
         if r.result is None:
             composed.append(_Composed(None, 0.0, recipe.mastering.ending, reasons))
         else:
+            bars = r.result.bars
             composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons,
-                                      r.result.bars.bpm if r.result.bars else None))
+                                      bars.bpm if bars else None, bars.meter if bars else None, form))
     return composed
 
 
@@ -340,7 +349,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                               write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s),
                               ceiling_dbtp=recipe.mastering.ceiling_dbtp)
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
-    bpm, key = style.track_bpm(plan, composed.bpm, midi, _estimated_bpm), _estimated_key(ids, encoding)
+    bpm = style.track_bpm(plan, composed.bpm, midi, _estimated_bpm)
+    key = style.key_label(plan, ids, lambda ids: _estimated_key(ids, encoding))
     mood, keywords, description = track_words(recipe, plan.genre, [i.name for i in midi.instruments if i.notes],
                                               bpm, key)
     info = TrackInfo(
@@ -352,7 +362,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
                "ending": composed.ending, "rejections": list(composed.rejections),
                "device": ctx.device, "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
-               **style.planned(plan, semitones, ctx.beat_time)},
+               **style.planned(plan, semitones, ctx.beat_time, composed.form)},
+        sections=style.sections(composed.form, composed.bpm, composed.meter),
     )
     files = export_track(out_dir, info, midi, mastered, settings, cover_png=ctx.cover_png)
     stage_s["export"] += time.monotonic() - start

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from generator.errors import RecipeError
+from generator.library.form import FORM_DRAWS, FormChoice, choose
 from generator.library.recipe_fields import safe_name
 from generator.sampling.params import SamplingParams, drawn_fields, field_spec
 from generator.seeds import stable_seed
@@ -46,6 +47,8 @@ class TrackPlan:
     key: str | None = None  # the requested key ('D major'); the track's label is its output's key
     grid: tuple[int, ...] | None = None  # the recipe's, else the genre's DEFAULT_GRIDS
     humanize: bool = False
+    # Form and harmony (library/form.py): what the recipe and the seed chose; None: no form (as before).
+    form: FormChoice | None = None
 
 
 def track_seed(recipe_seed: int, index: int) -> int:
@@ -80,16 +83,21 @@ def plan_tracks(recipe: Recipe) -> list[TrackPlan]:
 
 def _style(recipe: Recipe, genre: str, duration_s: float, rng: np.random.Generator) -> dict:
     """bpm, meter and key drawn after every older draw, one uniform each whether set or not, so
-    neither setting them nor narrowing one moves any other value; grid and humanize as given."""
+    neither setting them nor narrowing one moves any other value; then FORM_DRAWS uniforms for the
+    form (a track with form or harmony set, library/form.py); grid and humanize as given."""
     u_bpm, u_meter, u_key = (float(rng.random()) for _ in range(3))
+    u_form = [float(rng.random()) for _ in range(FORM_DRAWS)]  # after every older draw, set or not
     bpm, meters, keys = (recipe.style(genre, name) for name in ("bpm", "meter", "key"))
     meter = None if meters is None else meters[_pick(u_meter, len(meters))]
+    key = keys[_pick(u_key, len(keys))] if keys else None  # () is `any`
+    form, harmony = recipe.style(genre, "form"), recipe.style(genre, "harmony")
     return {
         "bpm": None if bpm is None else _draw_bpm(u_bpm, bpm, duration_s, meter or (4, 4)),
         "meter": meter,
-        "key": keys[_pick(u_key, len(keys))] if keys else None,  # () is `any`
+        "key": key,
         "grid": recipe.style(genre, "grid") or DEFAULT_GRIDS[genre],
         "humanize": bool(recipe.style(genre, "humanize")),
+        "form": None if form is None and harmony is None else choose(genre, form, harmony, key, u_form),
     }
 
 

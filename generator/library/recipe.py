@@ -53,7 +53,9 @@ Bpm = Annotated[FloatRange | None, _v(rf.bpm)]
 Meters = Annotated[tuple[tuple[int, int], ...] | None, _v(rf.meters)]
 Keys = Annotated[tuple[str, ...] | None, _v(rf.keys)]  # () is `any`
 Grid = Annotated[tuple[int, ...] | None, _v(rf.grid)]
-BEAT_KEYS = ("bpm", "meter", "grid")  # what only a beat-time model can honour
+Form = Annotated[str | tuple[tuple[str, int], ...] | None, _v(rf.form)]
+Harmony = Annotated[str | dict[str, Any] | None, _v(rf.harmony)]
+BEAT_KEYS = ("bpm", "meter", "grid", "form", "harmony")  # what only a beat-time model can honour
 STYLE_KEYS = (*BEAT_KEYS, "key", "humanize")
 
 
@@ -191,6 +193,8 @@ class GenreSettings(_Section):
     key: Keys = None
     grid: Grid = None
     humanize: bool | None = None
+    form: Form = None
+    harmony: Harmony = None
 
 
 def _genre_name(value: Any) -> str:
@@ -236,6 +240,8 @@ class Recipe(_Section):
     key: Keys = None
     grid: Grid = None
     humanize: bool = False
+    form: Form = None
+    harmony: Harmony = None
     genre_settings: dict[Annotated[str, _v(_genre_name)], GenreSettings] = {}
     library: Library = Library()
 

@@ -333,6 +333,51 @@ def grid(value: Any) -> tuple[int, ...] | None:
     return tuple(found)
 
 
+def form(value: Any) -> str | tuple[tuple[str, int], ...] | None:
+    """`auto`, a template name, or a listed form ['intro 4', 'A 8', ...] -> (('intro', 4), ('A', 8), ...)."""
+    from generator.library.form import TEMPLATES, listed_form
+
+    names = ", ".join(("auto", *TEMPLATES))
+    if value is None or (isinstance(value, str) and value in ("auto", *TEMPLATES)):
+        return value
+    if not isinstance(value, list) or not value:
+        fail(f"{show(value)} is not a form", f"use one of {names}, or a list like [intro 4, A 8, B 8, A 8, outro 4]")
+    try:
+        listed = listed_form(value)
+    except ValueError as error:
+        i = error.args[0]
+        fail(f"{show(value[i])} is not a section", "write a letter A-Z (or intro, outro) and its bars 1..64, "
+             "e.g. 'A 8'", i)
+    if not any(name not in ("intro", "outro") for name, _ in listed):
+        fail("the form has no section but intro and outro", "add a body section such as 'A 8'")
+    return listed
+
+
+def harmony(value: Any) -> str | dict[str, tuple[tuple[int | None, ...], ...]] | None:
+    """`template`, `model`, or section -> list of bars ('Dm7' or 'Dm7 G7') -> chord indices per bar."""
+    from generator.library.form import HARMONIES, chord_bar
+
+    if value is None or (isinstance(value, str) and value in HARMONIES):
+        return value
+    if not isinstance(value, dict) or not value:
+        fail(f"{show(value)} is not a harmony", "use template, model, or a mapping like {A: [Dm7, G7, Cmaj7, Cmaj7]}")
+    found = {}
+    for name, bars in value.items():
+        key = name.lower() if isinstance(name, str) and name.lower() in ("intro", "outro") else str(name).upper()
+        if not (key in ("intro", "outro") or (len(key) == 1 and key.isalpha())):
+            fail(f"{show(name)} is not a section", "use a letter such as A or B, or intro, outro", name)
+        if not isinstance(bars, list) or not bars or len(bars) > 64:
+            fail(f"{show(bars)} is not a list of bars", "write 1..64 bars, e.g. [Dm7, G7, 'Cmaj7 A7']", name)
+        try:
+            found[key] = tuple(chord_bar(bar) for bar in bars if isinstance(bar, str)) or None
+        except KeyError:
+            found[key] = None
+        if found[key] is None or len(found[key]) != len(bars):
+            fail(f"{show(bars)} holds something that is not one or two chord names",
+                 "write names like Dm7, G7, Cmaj7, F#m7b5, Bb, N.C. (qualities: m, dim, aug, 7, maj7, m7, m7b5)", name)
+    return found
+
+
 def thresholds(value: Any) -> dict[str, float | int]:
     """Loop-detector overrides {LoopLimits field: number}, checked against its fields."""
     from generator.sampling.loops import LoopLimits

@@ -5,7 +5,8 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
   "schema": "gen.track", "schema_version": 1, "generator": "gen 0.1.0",
   "track": {track_id, title, genre, index, seed, bpm, key, duration_s (requested), model, recipe,
             licence_note, tags: [..] (keywords), sampling: {..}, extra: {..}, mood: [..], description,
-            library: {name, artist, album, composer, publisher, copyright, year, licence_url}},
+            library: {name, artist, album, composer, publisher, copyright, year, licence_url},
+            sections: [{name, start_bar, bars, start_s, end_s}] (a track with a form, else [])},
   "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note,
                mp3_true_peak_dbtp, mp3_gain_db},                # the decoded MP3's, and its re-encode gain
   "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},

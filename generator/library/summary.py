@@ -26,9 +26,13 @@ def recipe_summary(recipe: Recipe, label: str, plans: list[TrackPlan], *, tracks
 
 
 def _style(plan: TrackPlan) -> str:
-    """'  [96 bpm, 3/4, D major, humanized]' for what the recipe sets, '' when it sets none of it."""
+    """'  [96 bpm, 3/4, D major, humanized, aaba form in D major]' for what the recipe sets, '' when
+    it sets none of it."""
+    form = plan.form
     parts = [f"{plan.bpm:g} bpm" if plan.bpm is not None else "",
              f"{plan.meter[0]}/{plan.meter[1]}" if plan.meter else "", plan.key or "",
-             "humanized" if plan.humanize else ""]
+             "humanized" if plan.humanize else "",
+             "" if form is None else f"{form.template or 'listed'} form, "
+             + ("the model's harmony" if form.harmony == "model" else f"{form.harmony} harmony in {form.key_name}")]
     shown = ", ".join(p for p in parts if p)
     return f"  [{shown}]" if shown else ""

@@ -22,6 +22,8 @@ from generator.tokens.encoding import Encoding
 log = logging.getLogger(__name__)
 
 Detector = Callable[[Sequence[int], str, "LoopLimits | None", Encoding], "str | None"]
+# finish(request index, take) -> the take made final (e.g. library/arrange.py's form), before the detectors judge it
+Finish = Callable[[int, GenerationResult], GenerationResult]
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,12 @@ def compose(model: torch.nn.Module, request: GenerationRequest, *, limits: LoopL
 def compose_many(model: torch.nn.Module, requests: Sequence[GenerationRequest], *,
                  limits: LoopLimits | None = None, max_attempts: int = 4, device: str = "cpu",
                  batch_size: int = 8, time_budget_s: float | None = None, detector: Detector = detect,
-                 progress: Progress | None = None) -> list[ComposeResult]:
+                 progress: Progress | None = None, finish: Finish | None = None) -> list[ComposeResult]:
     """compose for many requests: each round samples every still-rejected row in batches.
 
     `limits` None: each genre's calibrated limits. Once the time budget is spent nothing is
-    resampled. `progress` gets (tracks settled, tracks in all).
+    resampled. `progress` gets (tracks settled, tracks in all). `finish` turns each take into the
+    final piece first: the detectors judge, and the result holds, what it returns.
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -73,6 +76,8 @@ def compose_many(model: torch.nn.Module, requests: Sequence[GenerationRequest], 
         results = generate(model, tries, device=device, batch_size=batch_size, time_budget_s=left)
         still = []
         for i, attempt_request, result in zip(pending, tries, results):
+            if finish is not None:
+                result = finish(i, result)
             reason = detector(result.ids, attempt_request.genre, limits, model.encoding)
             if reason is None:
                 settled[i] = ComposeResult(attempt_request, result, tuple(rejections[i]))
