@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from generator.audio.dsp import cutdown
+from generator.audio.master import integrated_lufs
 from generator.errors import GeneratorError
 from generator.library import export
 from generator.library.export import ExportSettings, export_track, safe_name, track_basename
@@ -89,22 +90,26 @@ def test_mp3_is_cbr_320_and_tags_read_back(tmp_path):
     assert "calm, piano" in str(tags.getall("COMM")[0])
 
 
-def test_cutdowns_are_exact_to_the_sample_and_fade_to_silence(tmp_path):
+def test_cutdowns_without_bars_are_exact_to_the_sample_fade_to_silence_and_meet_the_target(tmp_path):
     mastered = make_mastered(61.0, 48000)
     settings = ExportSettings(write_mp3=False, write_stems=False)
     files = export_track(tmp_path, make_info(duration_s=61.0), None, mastered, settings)
     assert sorted(files.cutdowns) == [15, 30, 60]
+    entries = json.loads(files.sidecar.read_text())["files"]["cutdowns"]
     for length_s, paths in files.cutdowns.items():
         audio, rate = sf.read(str(paths["wav"]))
         assert rate == 48000 and audio.shape == (length_s * 48000, 2)
         assert np.all(audio[-1] == 0.0)  # the fade ends exactly on the last sample
         tail_rms, body_rms = np.sqrt(np.mean(audio[-480:] ** 2)), np.sqrt(np.mean(audio[:48000] ** 2))
         assert tail_rms < body_rms * 0.01
-        fade = 2 * 48000  # at least cutdown_fade_s; before the fade the cut-down is the track itself
+        fade = 2 * 48000  # at least cutdown_fade_s; before the fade the cut-down is the track, mastered on its own
         start = length_s * 48000 - fade - 3 * 48000
-        np.testing.assert_allclose(audio[:start], mastered.mix[:start], atol=2 ** -22)
-    sidecar = json.loads(files.sidecar.read_text())
-    assert sidecar["files"]["cutdowns"]["30"]["duration_s"] == 30.0
+        gain = np.sqrt(np.mean(audio[:start] ** 2) / np.mean(mastered.mix[:start].astype(np.float64) ** 2))
+        np.testing.assert_allclose(audio[:start], mastered.mix[:start] * gain, atol=2 ** -20)
+        entry = entries[str(length_s)]
+        assert entry["duration_s"] == length_s and entry["bars"] is None
+        assert abs(entry["integrated_lufs"] + 14) <= 0.5 and entry["true_peak_dbtp"] <= -1.0
+        assert integrated_lufs(audio, rate) == pytest.approx(entry["integrated_lufs"], abs=0.01)
 
 
 def test_cutdowns_longer_than_the_track_are_skipped(tmp_path):

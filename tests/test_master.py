@@ -4,13 +4,12 @@ and our own meter; slow ones check a real render with ffmpeg's ebur128 meter, in
 from __future__ import annotations
 
 import math
-import re
-import subprocess
 
 import numpy as np
 import pytest
 import soundfile
 
+from delivered import ebur128
 from generator.audio.master import MasterSettings, integrated_lufs, master, true_peak_dbtp
 from generator.audio.render import Rendered
 
@@ -168,12 +167,7 @@ def test_settings_are_validated():
 def ffmpeg_ebur128(audio: np.ndarray, sample_rate: int, path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) of audio written with soundfile, read from ffmpeg's summary."""
     soundfile.write(path, audio, sample_rate, subtype="PCM_24")
-    log = subprocess.run(["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-filter_complex",
-                          "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
-    summary = log[log.rindex("Summary:"):]
-    lufs = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
-    peak = float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
-    return lufs, peak
+    return ebur128(path)
 
 
 @pytest.fixture(scope="module")

@@ -194,7 +194,7 @@ def card_from_sidecar(data: dict[str, Any], sidecar: Path, out_dir: Path) -> Car
 
 
 def _downloads(data: dict[str, Any], folder: Path, out_dir: Path, sidecar: Path) -> tuple[tuple[str, Links], ...]:
-    """(row label, links) for the mix, the stems and the cut-downs; rows without a link are left out."""
+    """(row label, links) for the mix, the stems, the cut-downs and the loop; rows without a link are left out."""
     files = data["files"]
 
     def links(pairs: Any) -> Links:
@@ -203,11 +203,13 @@ def _downloads(data: dict[str, Any], folder: Path, out_dir: Path, sidecar: Path)
 
     stems = files.get("stems") if isinstance(files.get("stems"), dict) else {}
     cutdowns = files.get("cutdowns") if isinstance(files.get("cutdowns"), dict) else {}
+    loop = files.get("loop") if isinstance(files.get("loop"), dict) else {}
     rows = (
         ("Track", links((label, files.get(key)) for key, label in (("midi", "MIDI"), ("wav", "WAV"), ("mp3", "MP3")))),
         ("Stems", links(stems.items())),
         ("Cut-downs", links((f"{length} s {fmt.upper()}", entry.get(fmt))  # export writes them longest first
                            for length, entry in cutdowns.items() if isinstance(entry, dict) for fmt in ("wav", "mp3"))),
+        ("Loop", links((f"{loop.get('bars')} bars {fmt.upper()}", loop.get(fmt)) for fmt in ("wav", "mp3"))),
     )
     return tuple((label, row) for label, row in rows if row)
 

@@ -7,7 +7,10 @@ leaves a visible half-written track, and a re-run replaces the old folder as a w
 MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement. Each MP3 is
 decoded and measured after encoding and encoded again, lower, if it passes the true-peak ceiling
 (audio.codecs.write_mp3_under_ceiling); the sidecar records what it measures. Every audio file is
-tagged (library/tags.py) with its version: full, the cut-down's seconds, or stem:<role>.
+tagged (library/tags.py) with its version: full, the cut-down's seconds, loop, or stem:<role>.
+The loop and the cut-downs are made by audio/edits.py, each mastered on its own and tagged with its
+own loudness: a beat-time track's (given its `form` and a `render`) by whole bars, re-rendered from
+its MIDI; a track without bars gets no loop and faded cut-downs.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import numpy as np
 
 from generator import __version__
 from generator.audio.codecs import Mp3Level, write_mp3_under_ceiling, write_wav
-from generator.audio.dsp import cutdown, envelope, fit_length, resample, to_stereo
+from generator.audio.dsp import envelope, fit_length, resample, to_stereo
+from generator.audio.edit_plan import Form
+from generator.audio.edits import Edit, EditSettings, Render, faded_cutdown, make_cutdown, make_loop
 from generator.errors import GeneratorError
 from generator.files import atomic_path, install_folder
 from generator.library.integrity import folder_checksums
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 WAV_RATES = (44100, 48000, 88200, 96000)
 MP3_KBPS = (128, 160, 192, 224, 256, 320)
+LOOP_BARS = (1, 2, 4, 8, 16)
 MAX_NAME_CHARS = 48
 WAVEFORM_POINTS = 400
 
@@ -57,6 +63,10 @@ class ExportSettings:
     cutdown_fade_s: float = 2.0
     cutdown_search_s: float = 3.0  # how far before the fade the quietest start may lie
     ceiling_dbtp: float = -1.0  # the mastering's true-peak ceiling, which every decoded MP3 must meet too
+    target_lufs: float = -14.0  # the mastering's target, which each cut-down and the loop are mastered to
+    loop: bool = True  # a loop file, for tracks with bars
+    loop_bars: int | None = None  # None: edit_plan.LOOP_BARS, halved until it fits
+    ending_fade_s: float = 0.0  # the track ends in a fade of this length (mastering.ending: fade): so do cut-downs
 
     def __post_init__(self) -> None:
         checks = (
@@ -68,6 +78,9 @@ class ExportSettings:
             ("cutdown_fade_s", self.cutdown_fade_s > 0, "a positive number of seconds"),
             ("cutdown_search_s", self.cutdown_search_s >= 0, "zero or more seconds"),
             ("ceiling_dbtp", -20 <= self.ceiling_dbtp <= 0, "a number of dBTP in [-20, 0]"),
+            ("target_lufs", -70 < self.target_lufs < 0, "a number of LUFS in (-70, 0)"),
+            ("loop_bars", self.loop_bars is None or self.loop_bars in LOOP_BARS, f"null or one of {LOOP_BARS}"),
+            ("ending_fade_s", self.ending_fade_s >= 0, "zero or more seconds"),
         )
         for key, ok, fix in checks:
             if not ok:
@@ -113,6 +126,7 @@ class TrackFiles:
     stems: dict[str, Path]
     cutdowns: dict[int, dict[str, Path]]
     sidecar: Path
+    loop: dict[str, Path] = field(default_factory=dict)  # format -> path; empty without a loop
 
 
 def safe_name(text: str) -> str:
@@ -169,6 +183,7 @@ class _Job:
     info: TrackInfo
     settings: ExportSettings
     cover_png: bytes | None
+    bars: tuple[Any, Form, Render] | None = None  # (midi, form, render): loop and cut-downs by whole bars
 
 
 def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray,
@@ -218,9 +233,14 @@ def _remove_stale_staging(out_dir: Path, base: str) -> None:
 def export_track(
     out_dir: Path, info: TrackInfo, midi: Any, mastered: Any, settings: ExportSettings, *,
     piano_roll_notes: Iterable[Sequence[Any]] | None = None, cover_png: bytes | None = None,
+    form: Form | None = None, render: Render | None = None,
 ) -> TrackFiles:
-    """Write MIDI, WAV, MP3, stems, cut-downs and the sidecar into `out_dir/<basename>/`; every
-    audio file carries the tags of library/tags.py and `cover_png` (the library's cover) as its art.
+    """Write MIDI, WAV, MP3, stems, cut-downs, the loop and the sidecar into `out_dir/<basename>/`;
+    every audio file carries the tags of library/tags.py and `cover_png` (the library's cover) as its art.
+
+    `form` (the bars of a beat-time track) and `render` (MIDI -> mix, as the track was rendered)
+    make the loop and the cut-downs by whole bars from `midi`; without them there is no loop and the
+    cut-downs are the mix faded out.
 
     `mastered` is any object with mix (N,2), stems {role: (N,2)}, sample_rate, integrated_lufs,
     true_peak_dbtp, gain_db, reached_target and note; or None for a MIDI-only track (settings that
@@ -244,7 +264,8 @@ def export_track(
     staging = out_dir / f".partial-{base}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        job = _Job(staging, info, settings, cover_png)
+        bars = (midi, form, render) if midi is not None and form is not None and render is not None else None
+        job = _Job(staging, info, settings, cover_png, bars)
         sidecar = _export_into(job, base, track_json, midi, mix, mastered, piano_roll_notes)
         install_folder(staging, out_dir / base)
     except BaseException:
@@ -274,7 +295,8 @@ def _export_into(
     written = _write_audio_set(job, base, wav_mix, mp3_mix, full)
     files.update({k: v for k, v in written.items() if k in ("wav", "mp3")})
     files["stems"] = _write_stems(job, base, mastered, wav_mix.shape[0]) if settings.write_stems else {}
-    files["cutdowns"] = _write_cutdowns(job, base, wav_mix, mp3_mix)
+    files["cutdowns"] = _write_cutdowns(job, base, wav_mix)
+    files["loop"] = _write_loop(job, base)
     files["sidecar"] = f"{base}.json"
     lows, highs = envelope(wav_mix, WAVEFORM_POINTS)
     data = {
@@ -305,7 +327,8 @@ def _export_midi_only(
 ) -> dict[str, Any]:
     """MIDI and a sidecar whose audio facts are null: nothing was rendered, so nothing was measured."""
     midi.write(str(staging / f"{base}.mid"))
-    files = {"midi": f"{base}.mid", "wav": None, "mp3": None, "stems": {}, "cutdowns": {}, "sidecar": f"{base}.json"}
+    files = {"midi": f"{base}.mid", "wav": None, "mp3": None, "stems": {}, "cutdowns": {}, "loop": None,
+             "sidecar": f"{base}.json"}
     duration_s = float(info.duration_s)
     data = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
@@ -348,26 +371,56 @@ def _write_stems(job: _Job, base: str, mastered: Any, frames: int) -> dict[str, 
     return written
 
 
-def _write_cutdowns(job: _Job, base: str, wav_mix: np.ndarray, mp3_mix: np.ndarray) -> dict[str, dict[str, Any]]:
-    """WAV/MP3 cut-downs of exactly each length; lengths longer than the track are skipped."""
+def _write_cutdowns(job: _Job, base: str, wav_mix: np.ndarray) -> dict[str, dict[str, Any]]:
+    """A cut-down per length: by whole bars (edits.make_cutdown) given the track's bars, else the
+    mix faded out (edits.faded_cutdown); lengths the track is not longer than are skipped."""
     settings, info = job.settings, job.info
     written: dict[str, dict[str, Any]] = {}
     if not (settings.write_wav or settings.write_mp3):
         return written
-    fade_s, search_s = settings.cutdown_fade_s, settings.cutdown_search_s
+    rate, edit_settings = settings.wav_sample_rate, _edit_settings(settings)
     for length_s in sorted({int(c) for c in settings.cutdowns_s}, reverse=True):
-        if round(length_s * settings.wav_sample_rate) > wav_mix.shape[0]:
-            log.info("track %s: %.1f s long, no %d s cut-down",
-                     info.track_id, wav_mix.shape[0] / settings.wav_sample_rate, length_s)
+        if job.bars is not None:
+            midi, form, render = job.bars
+            edit = make_cutdown(midi, form, length_s, render, rate, edit_settings)
+        else:
+            edit = faded_cutdown(wav_mix, rate, length_s, edit_settings, fade_s=settings.cutdown_fade_s,
+                                 search_s=settings.cutdown_search_s)
+        if edit is None:
+            log.info("track %s: %.1f s long, no %d s cut-down", info.track_id, wav_mix.shape[0] / rate, length_s)
             continue
-        cut_wav = cutdown(wav_mix, settings.wav_sample_rate, length_s, fade_s, search_s)
-        cut_mp3 = (cut_wav if mp3_mix is wav_mix
-                   else cutdown(mp3_mix, settings.mp3_sample_rate, length_s, fade_s, search_s))
         label = f"{length_s}s"
-        tags = FileTags(f"{info.title} ({label})", str(length_s), float(length_s))
-        entry = _write_audio_set(job, f"{base}-{label}", cut_wav, cut_mp3, tags)
-        written[str(length_s)] = {"duration_s": float(length_s), **entry}
+        written[str(length_s)] = _write_edit(job, f"{base}-{label}", edit, f"{info.title} ({label})", str(length_s))
     return written
+
+
+def _write_loop(job: _Job, base: str) -> dict[str, Any] | None:
+    """The loop (edits.make_loop) of a track with bars, when the settings ask for it."""
+    settings = job.settings
+    if job.bars is None or not settings.loop or not (settings.write_wav or settings.write_mp3):
+        return None
+    midi, form, render = job.bars
+    edit = make_loop(midi, form, render, settings.wav_sample_rate, _edit_settings(settings), settings.loop_bars)
+    if edit is None:
+        log.info("track %s: no bar to loop", job.info.track_id)
+        return None
+    return _write_edit(job, f"{base}-loop", edit, f"{job.info.title} (loop)", "loop")
+
+
+def _edit_settings(settings: ExportSettings) -> EditSettings:
+    return EditSettings(target_lufs=settings.target_lufs, ceiling_dbtp=settings.ceiling_dbtp,
+                        ending_fade_s=settings.ending_fade_s)
+
+
+def _write_edit(job: _Job, stem: str, edit: Edit, title: str, version: str) -> dict[str, Any]:
+    """WAV/MP3 of one edit, tagged with its own loudness; its sidecar entry."""
+    settings = job.settings
+    mp3_audio = (edit.audio if settings.mp3_sample_rate == edit.sample_rate
+                 else resample(edit.audio, edit.sample_rate, settings.mp3_sample_rate))
+    tags = FileTags(title, version, edit.facts["duration_s"], edit.integrated_lufs, edit.true_peak_dbtp)
+    written = _write_audio_set(job, stem, edit.audio, mp3_audio, tags)
+    return {**edit.facts, "integrated_lufs": round(edit.integrated_lufs, 3),
+            "true_peak_dbtp": round(edit.true_peak_dbtp, 3), "reached_target": edit.reached_target, **written}
 
 
 def _track_files(folder: Path, data: dict[str, Any]) -> TrackFiles:
@@ -382,4 +435,6 @@ def _track_files(folder: Path, data: dict[str, Any]) -> TrackFiles:
         cutdowns={int(k): {fmt: folder / v[fmt] for fmt in ("wav", "mp3") if fmt in v}
                   for k, v in files["cutdowns"].items()},
         sidecar=folder / files["sidecar"],
+        loop={fmt: folder / loop[fmt] for fmt in ("wav", "mp3") if fmt in loop}
+        if isinstance(loop := files.get("loop"), dict) else {},
     )

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from generator.audio.edit_plan import Section  # name (intro, A..C, outro), start_bar from 0, bars
 from generator.tokens import chords as ch
 
 MAX_SECTIONS = 6
@@ -93,13 +94,6 @@ _CHORD = re.compile(r"^([A-G])([#b]?)(m7b5|maj7|m7|dim|aug|7|m|)$")
 _ITEM = re.compile(r"^\s*([A-Za-z]+)\s+(\d{1,3})\s*$")
 
 Bar = tuple[int | None, ...]  # one or two chords of a bar (the second from its middle)
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str  # "intro", a letter "A".."C", "outro"
-    start_bar: int  # 0-based
-    bars: int
 
 
 @dataclass(frozen=True)

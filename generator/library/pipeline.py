@@ -33,6 +33,8 @@ from generator.library.resume import remove_folder, tracks_to_redo
 from generator.tokens import vocab
 
 if TYPE_CHECKING:
+    from generator.audio.edit_plan import Form
+    from generator.audio.edits import Render
     from generator.library.form import FormPlan
     from generator.sampling.loops import LoopLimits
 
@@ -284,6 +286,7 @@ class _Composed:
     rejections: tuple[str, ...]
     bpm: float | None = None  # beat time: the tempo the track was made at
     meter: tuple[int, int] | None = None  # beat time: its meter
+    bars: int | None = None  # beat time: how many bars were planned
     form: FormPlan | None = None  # its sections and harmony (a recipe with form or harmony)
 
 
@@ -324,7 +327,8 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
         else:
             bars = r.result.bars
             composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons,
-                                      bars.bpm if bars else None, bars.meter if bars else None, form))
+                                      bars.bpm if bars else None, bars.meter if bars else None,
+                                      bars.n_bars if bars else None, form))
     return composed
 
 
@@ -347,7 +351,9 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
                               mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
                               write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s),
-                              ceiling_dbtp=recipe.mastering.ceiling_dbtp)
+                              ceiling_dbtp=recipe.mastering.ceiling_dbtp, target_lufs=recipe.mastering.target_lufs,
+                              loop=outputs.loop, loop_bars=outputs.loop_bars,
+                              ending_fade_s=recipe.mastering.fade_s if composed.ending == "fade" else 0.0)
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
     bpm = style.track_bpm(plan, composed.bpm, midi, _estimated_bpm)
     key = style.key_label(plan, ids, lambda ids: _estimated_key(ids, encoding))
@@ -365,7 +371,8 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                **style.planned(plan, semitones, ctx.beat_time, composed.form)},
         sections=style.sections(composed.form, composed.bpm, composed.meter),
     )
-    files = export_track(out_dir, info, midi, mastered, settings, cover_png=ctx.cover_png)
+    files = export_track(out_dir, info, midi, mastered, settings, cover_png=ctx.cover_png,
+                         form=_track_form(composed), render=_edit_renderer(ctx, plan))
     stage_s["export"] += time.monotonic() - start
     folder = files.folder.name
     lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
@@ -419,6 +426,36 @@ def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi
                                                fade_out_s=fade_s))
     stage_s["master"] += time.monotonic() - start
     return mastered
+
+
+def _track_form(composed: _Composed) -> Form | None:
+    """The bars of a beat-time track, which its loop and cut-downs are made of; None without bars.
+    A take that stopped early (a time budget) counts the bars it has."""
+    if composed.bpm is None or composed.meter is None or not composed.bars:
+        return None
+    from generator.audio.edit_plan import Form
+
+    form = Form.of(composed.bpm, composed.meter, composed.bars)
+    bars = max(1, min(composed.bars, round(composed.duration_s / form.bar_s)))
+    sections = [s for s in (composed.form.sections if composed.form else ()) if s.end_bar <= bars]
+    return Form.of(composed.bpm, composed.meter, bars, sections)
+
+
+def _edit_renderer(ctx: _Context, plan: TrackPlan) -> Render | None:
+    """Renders the loop's and cut-downs' MIDI as the track was rendered (humanized if it was)."""
+    if ctx.soundfont is None:
+        return None
+
+    def render(midi, sample_rate: int):
+        from generator.audio.render import render_midi
+
+        if plan.humanize:
+            from generator.audio.humanize import humanized
+
+            midi = humanized(midi, plan.seed)
+        return render_midi(midi, ctx.soundfont, sample_rate=sample_rate).mix
+
+    return render
 
 
 def loop_limits(recipe: Recipe, genre: str) -> LoopLimits:

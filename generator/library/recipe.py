@@ -157,6 +157,9 @@ class Outputs(_Section):
     mp3_kbps: Annotated[int, _v(rf.choice_field((128, 160, 192, 224, 256, 320), 320))] = 320
     stems: bool = True
     cutdowns_s: Annotated[tuple[float, ...], _v(rf.cutdowns)] = (60.0, 30.0, 15.0)
+    loop: bool = True  # a loop file per track with bars (a beat-time model's); docs/delivery.md
+    loop_bars: Annotated[int | None, _v(lambda v: None if v is None else rf.choice_field(
+        (1, 2, 4, 8, 16), "8")(v))] = None
     catalogue: bool = True
 
 

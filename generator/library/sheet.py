@@ -1,8 +1,8 @@
 """The upload sheet: library.csv and library.json, one row per deliverable file, from the sidecars alone.
 
 Stock-music stores and asset managers import a spreadsheet of this shape: a file name and the facts
-to file it under. A row per full WAV, full MP3, MIDI file, cut-down (WAV and MP3) and stem, in track
-order; the columns are documented in docs/delivery.md. Paths are relative to the sheet's folder, so
+to file it under. A row per full WAV, full MP3, MIDI file, cut-down (WAV and MP3), loop (WAV and MP3) and
+stem, in track order; the columns are documented in docs/delivery.md. Paths are relative to the sheet's folder, so
 `gen catalogue A B --out C` lists merged shards. CSV: UTF-8 without a BOM, a header row, RFC 4180
 quoting and CRLF line ends.
 """
@@ -72,7 +72,7 @@ def _order(data: dict[str, Any]) -> tuple:
 
 
 def sheet_rows(data: dict[str, Any], sidecar: Path, out_dir: Path) -> list[dict[str, Any]]:
-    """The rows of one track: full WAV, full MP3, MIDI, cut-downs longest first, stems."""
+    """The rows of one track: full WAV, full MP3, MIDI, cut-downs longest first, the loop, stems."""
     track, files = data["track"], data["files"]
     full_s = float(data["audio"]["duration_s"])
     entries: list[tuple[str, Any, float, str]] = [  # (version, path in the track folder, seconds, title)
@@ -83,6 +83,9 @@ def sheet_rows(data: dict[str, Any], sidecar: Path, out_dir: Path) -> list[dict[
         if isinstance(entry, dict):
             entries += [(str(length), entry.get(fmt), float(entry.get("duration_s") or length),
                          f"{track['title']} ({length}s)") for fmt in ("wav", "mp3")]
+    loop = files.get("loop") if isinstance(files.get("loop"), dict) else {}
+    entries += [("loop", loop.get(fmt), float(loop.get("duration_s") or 0.0), f"{track['title']} (loop)")
+                for fmt in ("wav", "mp3") if loop]
     stems = files.get("stems") if isinstance(files.get("stems"), dict) else {}
     entries += [(f"stem:{role}", rel, full_s, f"{track['title']} (stem: {role})") for role, rel in stems.items()]
     shared = _track_columns(data)

@@ -11,8 +11,12 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
                mp3_true_peak_dbtp, mp3_gain_db},                # the decoded MP3's, and its re-encode gain
   "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},
   "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
-            cutdowns: {"60": {"duration_s": 60.0, "wav": path, "mp3": path, "mp3_true_peak_dbtp": -1.1,
-                              "mp3_gain_db": 0.0}, ...}},
+            cutdowns: {"60": {"duration_s": 61.23, "nominal_s": 60.0, "bars": 24 or null, "frames",
+                              "length_rule", "integrated_lufs", "true_peak_dbtp", "reached_target",
+                              "wav": path, "mp3": path, "mp3_true_peak_dbtp": -1.1, "mp3_gain_db": 0.0,
+                              with bars also "segments", "bar_s", "music_s", "ring_out_s"}, ...},
+            loop: null or {"bars", "start_bar", "frames", "sample_rate", "duration_s", "bar_s",
+                           "tail_folded_s", "length_rule", the loudness keys, "wav", "mp3", ...}},
   "piano_roll": {duration_s, instruments: [{name, program, is_drum}], notes: [[pitch, start_s, end_s, i]]},
   "waveform": {points, min: [..], max: [..]},    # per-bucket min/max over both channels, 3 decimals
   "checksums": {path: {size, sha256}}           # every other file of the track folder (not the sidecar)
@@ -23,8 +27,9 @@ existed. The catalogue also reads, when present: track.instruments and track.moo
 list of strings; else the roll's instrument names and track.extra.mood) and track.sections
 ([{name, start_bar, bars, start_s, end_s}], drawn on the waveform).
 Non-finite numbers (a silent stem's -inf LUFS) are stored as null so the file is strict JSON.
-mood, description, library and the mp3_* keys came later within schema version 1: readers take
-them as missing (blank) in older sidecars.
+mood, description, library, the mp3_* keys, files.loop and the cut-downs' keys but duration_s,
+wav and mp3 came later within schema version 1: readers take them as missing (blank) in older
+sidecars. docs/delivery.md "Loops and cut-downs" says what the edits' keys mean.
 A MIDI-only track (a recipe with wav, mp3 and stems off) was never rendered: every loudness value
 but the note is null, audio holds only duration_s (of the music), the rest null, and the waveform
 has no points.

@@ -51,7 +51,7 @@ class FileTags:
     title: str  # 'Morning Light (30s)'
     version: str  # full | 60 | 30 | 15 | loop | stem:<role>
     duration_s: float
-    integrated_lufs: float | None = None  # measured for the full mix only
+    integrated_lufs: float | None = None  # measured: the full mix, each cut-down and the loop (not stems)
     true_peak_dbtp: float | None = None  # of this file (an MP3's after decoding)
 
 
