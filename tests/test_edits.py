@@ -255,3 +255,14 @@ def test_a_beat_time_batch_delivers_a_loop_and_bar_cutdowns(tmp_path):
     assert sf.info(str(sidecar.parent / loop["wav"])).frames == loop["frames"]
     assert (cut["bars"], cut["music_s"]) == (7, 14.0) and cut["segments"][-1] == [8, 2]  # ends on bars 9-10
     assert sf.info(str(sidecar.parent / cut["wav"])).frames == cut["frames"]
+
+    # With a planned form the loop is the first A and a cut-down is the intro, A and the outro.
+    recipe.update(duration_s=24, form="auto", key="G", output=str(tmp_path / "formed"))
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert [t.status for t in run_batch(load_recipe(tmp_path / "f.yaml"), "f.yaml").tracks] == ["done"]
+    data = json.loads(next((tmp_path / "formed").glob("*/*.json")).read_text())
+    sections = {s["name"]: (s["start_bar"], s["bars"]) for s in data["track"]["sections"]}
+    assert sections == {"intro": (0, 2), "A": (2, 4), "B": (6, 4), "outro": (10, 2)}
+    loop, cut = data["files"]["loop"], data["files"]["cutdowns"]["15"]
+    assert (loop["start_bar"], loop["bars"]) == (2, 4)
+    assert cut["segments"] == [[0, 1], [2, 4], [10, 2]]  # 7 bars: intro's first, A whole, the outro
