@@ -94,6 +94,8 @@ def test_batch_writes_every_file_and_the_catalogue(tmp_path, tiny_checkpoint):
     for track in report["tracks"]:
         folder = out / track["folder"]
         assert list(folder.glob("*.mid")) and list(folder.glob("*.wav")) and list(folder.glob("*.json"))
+    # the deliverables name the recipe file, not the folders of the machine that built them
+    assert {s["track"]["recipe"] for s in sidecars(out).values()} == {"recipe.yaml"}
     # a second run finds everything done and skips it
     again = json.loads(gen("batch", str(recipe), "--json").stdout)
     assert [t["status"] for t in again["tracks"]] == ["skipped"] * 3

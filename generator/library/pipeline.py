@@ -362,7 +362,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     info = TrackInfo(
         track_id=plan.track_id, title=plan.title, genre=plan.genre, index=plan.index, seed=plan.seed,
         bpm=bpm, key=key, duration_s=duration_s,
-        model=ctx.model_name, recipe=ctx.recipe_label, licence_note=recipe.library.licence,
+        model=ctx.model_name, recipe=Path(ctx.recipe_label).name, licence_note=recipe.library.licence,
         tags=keywords, mood=mood, description=description, library=recipe.library.facts(recipe.name),
         sampling=dataclasses.asdict(plan.sampling),
         extra={"target_duration_s": plan.duration_s, "music_duration_s": composed.duration_s,
