@@ -49,7 +49,9 @@ MAX_MIDI_TOKENS = 2_000_000
 # --------------------------------------------------------------------------- MIDI files
 
 
-def _load(midi: str | Path | pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+def load_midi(midi: str | Path | pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """A MIDI file read within the limits above (a PrettyMIDI is passed through); a missing,
+    unreadable or oversized file raises InputError naming it."""
     if isinstance(midi, pretty_midi.PrettyMIDI):
         return midi
     path = Path(midi)
@@ -90,7 +92,7 @@ def midi_to_notes(midi: str | Path | pretty_midi.PrettyMIDI) -> list[Note]:
 
     A corrupt or unreadable file raises InputError naming the file.
     """
-    pm = _load(midi)
+    pm = load_midi(midi)
     notes = []
     for inst in pm.instruments:
         family = int(vocab.instrument_family(int(inst.program), bool(inst.is_drum)))
@@ -114,7 +116,7 @@ def midi_to_piece(midi: str | Path | pretty_midi.PrettyMIDI, *, encoding: Encodi
     a bar at every downbeat of its time signatures (4/4 without any), and its chords: the
     'chord:<index>' lyric events an arrangement wrote (corpus/arrangers), else the template
     analysis of tokens/chords.py."""
-    pm = _load(midi)
+    pm = load_midi(midi)
     per_beat = vocab.STEPS_PER_BEAT / pm.resolution
 
     def step(seconds: float) -> int:
