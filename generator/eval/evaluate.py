@@ -1,8 +1,9 @@
 """The yardstick: generate tracks per genre and measure them against real music (`gen eval`).
 
 `evaluate_tracks` judges a list of generated token sequences against the train and test shards
-(no model needed); `run_eval` samples the tracks with a model and adds its held-out NLL. The
-metric definitions are in docs/evaluation.md; rendering (JSON, Markdown) is in eval_report.py.
+(no model needed); `run_eval` samples the tracks with a model and adds its held-out NLL;
+eval/library.py measures the tracks of a built library instead. The metric definitions are in
+docs/evaluation.md; rendering (JSON, Markdown) is in eval/report.py.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ class GeneratedTrack:
 
         return seconds_of(self.ids, encoding=self.encoding, bpm=self.bpm)
 
+    def measured(self, seconds: float) -> tuple[list, float]:
+        """(notes, length in seconds) that the features, the classifier, the musicality and the
+        loop count judge: a sampled track whole, as it was made `seconds` long."""
+        return self.notes(), self.seconds()
+
 
 @dataclass(frozen=True)
 class RealSet:
@@ -174,13 +180,13 @@ def real_set(shard: Shard, per_genre: int, seconds: float, rng: np.random.Genera
     return RealSet(tuple(notes), tuple(durations), tuple(genres), tuple(rows))
 
 
-def _matched_rows(real: RealSet, settings: EvalSettings, rng: np.random.Generator) -> np.ndarray:
-    """Rows of `real`: up to per_genre of each generated genre, a seeded choice."""
+def _matched_rows(real: RealSet, counts: dict[str, int], rng: np.random.Generator) -> np.ndarray:
+    """Rows of `real`: up to counts[genre] of each genre (as many as there are tracks), a seeded choice."""
     genre = np.array(real.genre, dtype=int)
     picks = []
-    for name in dict.fromkeys(vocab.canonical_genre(g) for g in settings.genres):
+    for name, count in counts.items():
         rows = np.flatnonzero(genre == vocab.GENRES.index(name))
-        picks.append(np.sort(rng.choice(rows, min(settings.per_genre, rows.size), replace=False)))
+        picks.append(np.sort(rng.choice(rows, min(count, rows.size), replace=False)))
     return np.concatenate(picks).astype(int) if picks else np.zeros(0, dtype=int)
 
 
@@ -188,6 +194,11 @@ def _vectors(notes_list: Sequence[Sequence], durations: Sequence[float]) -> np.n
     if not notes_list:
         return np.zeros((0, len(F.vector_names())))
     return np.stack([F.feature_vector(n, d) for n, d in zip(notes_list, durations)])
+
+
+def load_shards(data_dir) -> tuple[Shard, Shard]:
+    """The train (reference, classifier, copies) and test (held-out) shards of a corpus folder."""
+    return load_shard(shard_path(data_dir, "train")), load_shard(shard_path(data_dir, "test"))
 
 
 # --- the measures ----------------------------------------------------------------------------------
@@ -273,11 +284,12 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
 
     stage("features")
     kept = [(k, t) for k, t in enumerate(tracks) if t.ids is not None]
-    notes = [t.notes() for _, t in kept]
-    lengths = [t.seconds() for _, t in kept]
-    x_gen = _vectors(notes, lengths)
+    excerpts = [t.measured(settings.seconds) for _, t in kept]
+    notes = [n for n, _ in excerpts]
+    x_gen = _vectors(notes, [length for _, length in excerpts])
     comparisons, hist_overlap = compare_features(x_ref, x_gen) if kept else ([], {})
-    matched = _matched_rows(heldout, settings, rng)  # as many held-out pieces as generated tracks
+    counts = Counter(vocab.canonical_genre(t.genre) for t in tracks)
+    matched = _matched_rows(heldout, counts, rng)  # as many held-out pieces as generated tracks
     ceiling, _ = compare_features(x_ref, x_out[matched]) if matched.size else ([], {})
 
     stage("genre classifier")
@@ -309,9 +321,10 @@ def evaluate_tracks(tracks: Sequence[GeneratedTrack], train: Shard, test: Shard,
         copy = index.longest_copy(*metrics.id_symbols(
             track.ids, transposition_invariant=settings.transposition_invariant))
         released, within = ending_checks(track)
+        length_s = track.seconds()
         rows.append(TrackRow(
-            k, track.genre, track.seed, True, vocab.GENRES[predicted[j]], track.target_s, lengths[j],
-            100 * abs(lengths[j] - track.target_s) / track.target_s, released, within,
+            k, track.genre, track.seed, True, vocab.GENRES[predicted[j]], track.target_s, length_s,
+            100 * abs(length_s - track.target_s) / track.target_s, released, within,
             metrics.phrase_repeats(notes[j], settings.phrase_notes), copy.notes,
             int(train.piece[index_rows[copy.piece]]) if copy.piece >= 0 else None, track.rejections,
             measured[j]))
@@ -397,7 +410,7 @@ def run_eval(model, params, settings: EvalSettings, data_dir, device: str = "cpu
     from generator.model.train import evaluate_nll
 
     stage = stage or (lambda name: None)
-    train, test = load_shard(shard_path(data_dir, "train")), load_shard(shard_path(data_dir, "test"))
+    train, test = load_shards(data_dir)
     timings = {}
     start = time.monotonic()
     stage("generate")
