@@ -246,6 +246,19 @@ def _chunks(notes, length_s):
     return [F.excerpt(notes, s, length_s) for s in np.arange(0.0, end - length_s / 2, length_s)]
 
 
+def write_beat_shards(root: Path, sber_pieces, **parts: slice) -> Path:
+    """Beat-time shards under root/shards of 20 s pieces cut from the Sber files: `parts` maps a
+    split to the slice of each file's pieces it gets."""
+    for split, part in parts.items():
+        pieces, genres = [], []
+        for genre, notes in sber_pieces.items():
+            chunks = [c for c in _chunks(notes, 20.0) if len(c) > 8][part]
+            pieces += [BEAT.encode(c) for c in chunks]
+            genres += [genre] * len(chunks)
+        write_shard(root / "shards" / f"{split}.npz", pieces, genres, encoding=BEAT)
+    return root
+
+
 @pytest.fixture(scope="module")
 def sber_shards(tmp_path_factory, sber_pieces):
     """Shards cut from the four Sber files: 20 s pieces, the first 70% of each file train, the rest test."""
@@ -380,14 +393,7 @@ def test_gen_eval_end_to_end_on_a_tiny_beat_checkpoint(tmp_path, sber_pieces):
     from generator.model.checkpoint import save_checkpoint
     from generator.model.transformer import ModelConfig, MusicTransformer
 
-    root = tmp_path / "data"
-    for split, part in (("train", slice(0, 3)), ("test", slice(3, 5))):
-        pieces, genres = [], []
-        for genre, notes in sber_pieces.items():
-            chunks = [c for c in _chunks(notes, 20.0) if len(c) > 8][part]
-            pieces += [BEAT.encode(c) for c in chunks]
-            genres += [genre] * len(chunks)
-        write_shard(root / "shards" / f"{split}.npz", pieces, genres, encoding=BEAT)
+    root = write_beat_shards(tmp_path / "data", sber_pieces, train=slice(0, 3), test=slice(3, 5))
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny-beat.pt"
     config = replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size)

@@ -1,4 +1,5 @@
-"""`gen eval`: sample tracks per genre with a checkpoint and measure them against real music."""
+"""`gen eval`: sample tracks per genre with a checkpoint, or read a built library's tracks
+(--library), and measure them against real music."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from generator.sampling.params import SamplingParams
 def evaluate(
     checkpoint: Annotated[Path | None, typer.Option(
         "--checkpoint", help="Model checkpoint (default: the shipped models/gen-small.pt).")] = None,
+    library: Annotated[Path | None, typer.Option(
+        "--library", help="Measure the tracks of a library `gen batch` built in this folder (its sidecars and "
+        "MIDI files) instead of sampling: no model is loaded, so --checkpoint may not be given and --per-genre, "
+        "--genres, --device, --max-attempts, --nll-tokens, --default-instruments/--any-instruments and the "
+        "sampling options are ignored. Each track is measured over its first --seconds.")] = None,
     data: Annotated[Path, typer.Option(
         "--data", help="Corpus folder holding shards/{train,test}.npz.")] = Path("data"),
     per_genre: Annotated[int, typer.Option("--per-genre", min=1, help="Tracks generated per genre.")] = 4,
@@ -46,36 +52,50 @@ def evaluate(
     *,
     params: SamplingParams,
 ) -> None:
-    """Generate --per-genre tracks of each genre and measure features, musicality (pulse, groove,
-    chords, clashes, repeats), genre fidelity, loops, copies, durations, endings and held-out NLL
-    against the corpus shards."""
-    import torch
-
-    from generator.eval.evaluate import EvalSettings, run_eval
+    """Generate --per-genre tracks of each genre (or read those of a --library) and measure features,
+    musicality (pulse, groove, chords, clashes, repeats), genre fidelity, loops, copies, durations,
+    endings and (of a model) held-out NLL against the corpus shards."""
+    from generator.eval.evaluate import EvalSettings
     from generator.eval.report import report_to_markdown, write_json
     from generator.files import atomic_write_text
-    from generator.library.pipeline import check_device
-    from generator.model.checkpoint import load_checkpoint
-    from generator.paths import SHIPPED_CHECKPOINT
 
-    path = checkpoint or SHIPPED_CHECKPOINT
-    check_device(device)
+    if library is not None and checkpoint is not None:
+        raise InputError("--library and --checkpoint exclude each other: a library is measured as built, "
+                         "without a model; give one of them")
     settings = EvalSettings(per_genre=per_genre, seconds=seconds, seed=seed, genres=_genres(genres),
                             max_attempts=max_attempts, reference_per_genre=reference_per_genre,
                             copy_pieces=copy_pieces, transposition_invariant=transposed_copies,
                             nll_tokens_per_genre=nll_tokens or None, instrumentation=instrumentation)
-    torch.manual_seed(seed)
-    model, meta = load_checkpoint(path, map_location=device)
-    info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}
     with _Stages(not quiet) as stages:
-        report = run_eval(model, params, settings, data, device, meta=info, stage=stages.stage,
-                          progress=stages.progress)
+        if library is not None:
+            from generator.eval.library import run_library_eval
+
+            report = run_library_eval(library, settings, data, stage=stages.stage)
+        else:
+            report = _sample_and_measure(checkpoint, settings, params, data, device, stages)
     if json_out:
         write_json(report, json_out)
     if markdown_out:
         atomic_write_text(markdown_out, report_to_markdown(report) + "\n")
     if not quiet:
         _print(report)
+
+
+def _sample_and_measure(checkpoint: Path | None, settings, params: SamplingParams, data: Path, device: str,
+                        stages: _Stages):
+    import torch
+
+    from generator.eval.evaluate import run_eval
+    from generator.library.pipeline import check_device
+    from generator.model.checkpoint import load_checkpoint
+    from generator.paths import SHIPPED_CHECKPOINT
+
+    path = checkpoint or SHIPPED_CHECKPOINT
+    check_device(device)
+    torch.manual_seed(settings.seed)
+    model, meta = load_checkpoint(path, map_location=device)
+    info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}
+    return run_eval(model, params, settings, data, device, meta=info, stage=stages.stage, progress=stages.progress)
 
 
 def _genres(text: str) -> tuple[str, ...]:
@@ -134,6 +154,8 @@ def _print(report) -> None:
     from generator.tokens import vocab
 
     console = Console()
+    if report.meta.get("library") is not None:
+        console.print(f"library {report.meta['library']}: {len(report.tracks)} tracks, no model sampled them")
     for title, header, rows in (
         ("gen eval", ("measure", "value", "goal"), headline_rows(report)),
         ("features vs real", ("feature", "real median [IQR]", "generated", "overlap", "real/real", "flag"),
@@ -144,6 +166,8 @@ def _print(report) -> None:
          [(g, *map(str, row)) for g, row in zip(vocab.GENRES, report.genre_generated.matrix)]),
         ("held-out NLL, nats/token", ("genre", "model", "unigram"), nll_rows(report)),
     ):
+        if not rows:  # e.g. a library's held-out NLL: no model was run
+            continue
         table = Table(title=title, title_justify="left")
         for k, column in enumerate(header):
             table.add_column(column, no_wrap=k == 0)

@@ -60,12 +60,17 @@ def _num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
+def made(report: EvalReport) -> str:
+    """What the measured tracks are: 'library' (gen eval --library) or 'generated'."""
+    return "library" if report.meta.get("library") is not None else "generated"
+
+
 def headline_rows(report: EvalReport) -> list[tuple[str, str, str]]:
     """(measure, value, goal) rows shared by the Markdown and the terminal table."""
-    s, st = summary(report), report.settings
+    s, st, tracks = summary(report), report.settings, made(report)
     return [
         ("tracks kept / asked", f"{s['kept']} / {s['tracks']}", "all"),
-        ("genre accuracy, generated", _pct(s["genre_accuracy_generated"]), f">= {_pct(GOAL_GENRE_ACCURACY)}"),
+        (f"genre accuracy, {tracks}", _pct(s["genre_accuracy_generated"]), f">= {_pct(GOAL_GENRE_ACCURACY)}"),
         ("genre accuracy, held-out real", _pct(s["genre_accuracy_real_heldout"]), f"> {_pct(CHANCE)} (chance)"),
         ("attempts rejected by loop detector", _pct(s["attempts_rejected_share"]), "low"),
         ("tracks rejected on first try", _pct(s["first_try_rejected_share"]), "low"),
@@ -74,10 +79,10 @@ def headline_rows(report: EvalReport) -> list[tuple[str, str, str]]:
         (f"copies of >= {st.copy_notes} notes", str(s["copies_flagged"]), "0"),
         ("duration error (mean abs)", f"{_num(s['duration_mae_pct'])}%", "< 1%"),
         ("clean endings", _pct(s["clean_endings_share"]), "100%"),
-        ("features: generated median outside real IQR",
+        (f"features: {tracks} median outside real IQR",
          f"{s['features_outside_real_iqr']} / {len(report.features)}", "0"),
         ("features: mean overlap with real", _num(s["mean_feature_overlap"], 2), "-> 1"),
-        ("musicality: generated median outside held-out real IQR",
+        (f"musicality: {tracks} median outside held-out real IQR",
          f"{s['musicality_outside_real_iqr']} / {s['musicality_compared']}", "0"),
     ]
 
@@ -112,25 +117,36 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in esc)]
 
 
-def report_to_markdown(report: EvalReport, title: str = "Evaluation") -> str:
+def _what(report: EvalReport) -> str:
+    """The report's first line: what was measured (a checkpoint's samples or a library's tracks)."""
     st, meta = report.settings, report.meta
-    lines = [f"## {title}", ""]
+    if meta.get("library") is not None:
+        counts = ", ".join(f"{g} {n}" for g, n in meta.get("tracks_per_genre", {}).items())
+        made_by = ", ".join(f"`{m}`" for m in meta.get("made_by", ())) or "unknown"
+        return (f"{len(report.tracks)} tracks ({counts}) of library `{meta['library']}`, made by `gen batch` "
+                f"with model {made_by}; each measured over its first {st.seconds:g} s (duration, ending and "
+                f"copies over the whole track), seed {st.seed}. No model sampled them here: no held-out NLL.")
     what = (f"{st.per_genre} tracks x {len(st.genres)} genres of {st.seconds:g} s, seed {st.seed}; "
             f"checkpoint `{meta.get('checkpoint', '?')}`; instruments: "
             + ("each genre's default instrumentation" if st.instrumentation else "any family"))
-    sampling = ", ".join(f"{k}={v}" for k, v in meta.get("sampling", {}).items())
-    lines += [what + (f"; sampling {sampling}" if sampling else "") + ".", ""]
+    sampling = ", ".join(f"{k}={v}" for k, v in (meta.get("sampling") or {}).items())
+    return what + (f"; sampling {sampling}" if sampling else "") + "."
+
+
+def report_to_markdown(report: EvalReport, title: str = "Evaluation") -> str:
+    st, tracks = report.settings, made(report)
+    lines = [f"## {title}", "", _what(report), ""]
     lines += _table(("measure", "value", "goal"), headline_rows(report)) + [""]
-    lines += ["### Features (generated vs real train excerpts)", ""]
+    lines += [f"### Features ({tracks} vs real train excerpts)", ""]
     lines += _table(("feature", "real median [IQR]", "generated median", "overlap",
                      "held-out real overlap", "flag"), feature_rows(report)) + [""]
     if report.musicality:
-        lines += ["### Musicality per genre (generated vs held-out real, first "
+        lines += [f"### Musicality per genre ({tracks} vs held-out real, first "
                   f"{min(st.seconds, MEASURE_S):g} s; definitions in docs/evaluation.md)", ""]
         lines += _table(("measure", "genre", "generated median", "held-out real median [IQR]",
                          "tracks / real pieces", "flag"), musicality_rows(report)) + [""]
     m = report.genre_generated.matrix
-    lines += ["### Genre classifier on generated tracks (rows: asked, columns: predicted)", ""]
+    lines += [f"### Genre classifier on {tracks} tracks (rows: asked, columns: predicted)", ""]
     lines += _table(("", *vocab.GENRES), [(g, *map(str, row)) for g, row in zip(vocab.GENRES, m)]) + [""]
     if report.nll or report.unigram_nll:
         lines += ["### Held-out NLL (nats/token)", ""]
