@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 from mutagen.wave import WAVE
 
-from delivered import ebur128
 from edit_fixtures import RELEASE_S, beat_midi, sine_render
 from generator.audio.edit_plan import Form, Section, cutdown_segments, loop_segment, nearest_bars
 from generator.audio.edits import EditSettings, bars_midi, fold_tail, make_cutdown, make_loop
+from generator.audio.ffmpeg_meter import ebur128
 from generator.audio.joins import beat_marks, join_measures
 from generator.audio.master import integrated_lufs, true_peak_dbtp
 from generator.library.catalogue import build_catalogue

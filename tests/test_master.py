@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from delivered import ebur128
+from generator.audio.ffmpeg_meter import ebur128
 from generator.audio.master import MasterSettings, integrated_lufs, master, true_peak_dbtp
 from generator.audio.render import Rendered
 
