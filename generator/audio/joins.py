@@ -2,7 +2,8 @@
 
 The loop's promise (docs/delivery.md "Loops and cut-downs"): played end to start, at every join the
 sample-to-sample step and the short-time spectrum change are no larger than the loop's own 99th
-percentile elsewhere. tests/test_edits.py holds the loop makers (audio/edits.py) to it.
+percentile elsewhere. tests/test_edits.py holds the loop makers (audio/edits.py) to it, and
+bench/quality_library.py a built library's loop files.
 """
 
 from __future__ import annotations
