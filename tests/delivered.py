@@ -1,10 +1,9 @@
-"""What the delivery tests ask of finished files: what other tools read of their tags and loudness, what may
-not stay."""
+"""What the delivery tests ask of finished files: what other tools read of their tags, what may not stay.
+(What ffmpeg measures of their loudness: generator/audio/ffmpeg_meter.py.)"""
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -14,16 +13,6 @@ def ffprobe_tags(path: Path) -> dict[str, str]:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-of", "json", str(path)], capture_output=True,
                          text=True, check=True).stdout
     return {k.lower(): v for k, v in json.loads(out)["format"].get("tags", {}).items()}
-
-
-def ebur128(path: Path) -> tuple[float, float]:
-    """(integrated LUFS, true peak dBTP) of an audio file, from ffmpeg's ebur128 summary: a meter of its own."""
-    log = subprocess.run(["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-filter_complex",
-                          "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
-    summary = log[log.rindex("Summary:"):]
-    lufs = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
-    peak = float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
-    return lufs, peak
 
 
 def leftovers(out: Path) -> list[str]:

@@ -1,5 +1,4 @@
-"""A beat-time track and a stand-in synthesiser for the loop and cut-down tests (no FluidSynth needed),
-and the join measures the loop is held to."""
+"""A beat-time track and a stand-in synthesiser for the loop and cut-down tests (no FluidSynth needed)."""
 
 from __future__ import annotations
 
@@ -45,32 +44,3 @@ def sine_render(midi: pretty_midi.PrettyMIDI, sample_rate: int) -> np.ndarray:
                 :len(out) - first]
     return np.stack([out, 0.9 * out], axis=1).astype(np.float32)
 
-
-def join_measures(loop: np.ndarray, repeats: int = 4, frame: int = 1024,
-                  marks: tuple[int, ...] = ()) -> dict[str, float]:
-    """The loop played `repeats` times: the largest sample-to-sample step and spectral change at the
-    joins, and the 99th percentile of each elsewhere. Step: the largest of the channels' |x[n] - x[n-1]|,
-    elsewhere at every sample at least `frame` from a join. Spectral change at a point: the Euclidean
-    distance between the magnitude spectra (Hann) of the `frame` samples before it and after it;
-    elsewhere at `marks` (offsets within the loop: its beats and bar lines) away from the joins. A
-    join is a bar line, where the music has an onset, so it is held to the loop's other onsets: the
-    steady stretches between them change next to nothing and would make any bar line an outlier."""
-    n = loop.shape[0]
-    x = np.concatenate([loop] * repeats).astype(np.float64)  # (repeats * n, 2)
-    joins = np.arange(1, repeats) * n
-    steps = np.abs(np.diff(x, axis=0)).max(axis=1)  # steps[i] = |x[i + 1] - x[i]|
-    near = np.zeros(len(x), bool)
-    for j in joins:
-        near[max(0, j - frame):j + frame] = True
-    mono = x.mean(axis=1)
-    window = np.hanning(frame)
-
-    def flux(p: int) -> float:
-        before = np.abs(np.fft.rfft(mono[p - frame:p] * window))
-        after = np.abs(np.fft.rfft(mono[p:p + frame] * window))
-        return float(np.linalg.norm(after - before))
-
-    points = sorted({k * n + m for k in range(repeats) for m in marks})
-    elsewhere = [flux(p) for p in points if frame <= p <= len(x) - frame and not near[p]]
-    return {"join_step": float(steps[joins - 1].max()), "step_p99": float(np.percentile(steps[~near[1:]], 99)),
-            "join_flux": max(flux(int(j)) for j in joins), "flux_p99": float(np.percentile(elsewhere, 99))}

@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 from mutagen.wave import WAVE
 
-from delivered import ebur128
-from edit_fixtures import RELEASE_S, beat_midi, join_measures, sine_render
+from edit_fixtures import RELEASE_S, beat_midi, sine_render
 from generator.audio.edit_plan import Form, Section, cutdown_segments, loop_segment, nearest_bars
 from generator.audio.edits import EditSettings, bars_midi, fold_tail, make_cutdown, make_loop
+from generator.audio.ffmpeg_meter import ebur128
+from generator.audio.joins import beat_marks, join_measures
 from generator.audio.master import integrated_lufs, true_peak_dbtp
 from generator.library.catalogue import build_catalogue
 from generator.library.export import ExportSettings, export_track
@@ -23,13 +24,6 @@ from track_fixtures import make_info, make_mastered
 
 FORM = Form(120.0, (4, 4), 12)  # bars of 2 s
 SR = 24000
-
-
-def beat_marks(form: Form, bars: int, sample_rate: int) -> tuple[int, ...]:
-    """Every beat of `bars` bars, in frames: where the music has its onsets, as a loop's joins do."""
-    beats = int(form.meter[0] * 4 / form.meter[1])
-    return tuple(form.frames(b, sample_rate) + round(k * form.bar_s / beats * sample_rate)
-                 for b in range(bars) for k in range(beats))
 
 
 # --- plans ------------------------------------------------------------------------------------------

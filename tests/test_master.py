@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from delivered import ebur128
+from generator.audio.ffmpeg_meter import ebur128
 from generator.audio.master import MasterSettings, integrated_lufs, master, true_peak_dbtp
 from generator.audio.render import Rendered
 
@@ -165,7 +165,7 @@ def test_settings_are_validated():
 # --- slow: real render, measured by ffmpeg -----------------------------------------------------
 
 def ffmpeg_ebur128(audio: np.ndarray, sample_rate: int, path) -> tuple[float, float]:
-    """(integrated LUFS, true peak dBTP) of audio written with soundfile, read from ffmpeg's summary."""
+    """(integrated LUFS, true peak dBTP) of audio written with soundfile, as ffmpeg measures it."""
     soundfile.write(path, audio, sample_rate, subtype="PCM_24")
     return ebur128(path)
 

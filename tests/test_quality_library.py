@@ -1,7 +1,9 @@
-"""bench/quality_library.py: librosa and music21 judge a tiny library whose answers are known."""
+"""bench/quality_library.py: librosa, music21 and ffmpeg judge tiny libraries whose answers are known."""
 
+import dataclasses
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import numpy as np
 import pretty_midi
 import pytest
 import soundfile
+
+from generator.audio.riff import put_chunks, read_chunks
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality_library.py"
 
@@ -81,10 +85,101 @@ def test_a_tiny_library_is_checked_by_librosa_and_music21(quality, tmp_path, cap
     assert by_name["0000-right"]["music21_key"] == "C major"
     assert [by_name[n]["tempo_agrees"] for n in sorted(by_name)] == [True, True, False]
     assert [by_name[n]["key_agrees"] for n in sorted(by_name)] == [True, True, False]
-    assert report["totals"] == {"tracks": 3, "tempo_checked": 3, "tempo_agrees": 2, "tempo_agree_share": 2 / 3,
-                                "key_checked": 3, "key_agrees": 2, "key_agree_share": 2 / 3}
+    totals = report["totals"]
+    assert {k: v for k, v in totals.items() if k.startswith(("tracks", "tempo", "key"))} == {
+        "tracks": 3, "tempo_checked": 3, "tempo_agrees": 2, "tempo_agree_share": 2 / 3,
+        "key_checked": 3, "key_agrees": 2, "key_agree_share": 2 / 3, "tracks_without_edits": 3}
+    assert totals["edit_files_measured"] == 0 and totals["loop_joins_checked"] == 0  # no loop, no cut-downs:
+    assert {t["edits"]["note"] for t in report["tracks"]} == {"edits not checked: no loop, no cut-downs"}  # no failure
     assert report["skipped"] == []
 
     assert quality.main([str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert "0002-wrong" in table and "tempo agrees 2 / 3" in table and "key agrees 2 / 3" in table
+    assert "3 tracks without a loop or cut-downs: not checked" in table
+
+
+# --- loops and cut-downs ----------------------------------------------------------------------------
+
+def _exported_track(library: Path, bars: bool = True) -> Path:
+    """A 24 s track exported as gen does, with a 15 s cut-down: its folder. With `bars` a beat-time
+    track (12 bars of 2 s) whose loop and cut-down the sine stand-in renders, else a track without
+    bars: no loop, the cut-down faded."""
+    from edit_fixtures import beat_midi, sine_render
+    from generator.audio.edit_plan import Form
+    from generator.library.export import ExportSettings, export_track
+    from track_fixtures import make_info, make_mastered
+
+    info = dataclasses.replace(make_info(title="Morning Light" if bars else "Plain", duration_s=24.0),
+                               extra={"music_duration_s": 24.0})
+    edits = {"form": Form(120.0, (4, 4), 12), "render": sine_render} if bars else {}
+    files = export_track(library, info, beat_midi(12), make_mastered(24.5, 48000),
+                         ExportSettings(write_stems=False, cutdowns_s=(15,), loop_bars=4), **edits)
+    return files.folder
+
+
+def _rewrite_wav(path: Path, change) -> None:
+    """The WAV's audio changed, its tags (every chunk but fmt and data) kept as they were."""
+    kept = [c for c in read_chunks(path.read_bytes()) if c[0] not in (b"fmt ", b"data")]
+    audio, rate = soundfile.read(str(path), dtype="float32")
+    soundfile.write(str(path), change(audio), rate, subtype="PCM_24")
+    put_chunks(path, kept)
+
+
+@pytest.mark.slow  # FluidSynth-free, but librosa, ffmpeg and MP3 encodes
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_loops_and_cutdowns_are_measured_and_tampering_is_caught(quality, tmp_path, capsys):
+    good, plain = _exported_track(tmp_path), _exported_track(tmp_path, bars=False)
+    bad = tmp_path / "tampered"
+    shutil.copytree(good, bad)
+    data = json.loads(next(bad.glob("*.json")).read_text())
+    loop, cut = data["files"]["loop"], data["files"]["cutdowns"]["15"]
+    _rewrite_wav(bad / loop["wav"], lambda a: a[:-2400])  # 50 ms short: a click at every join
+    _rewrite_wav(bad / cut["wav"], lambda a: a * 10 ** (-3 / 20))  # 3 dB down, its tags still say -14
+    cut["segments"][-1][0] -= 1  # ends a bar before the track's last
+    next(bad.glob("*.json")).write_text(json.dumps(data))
+
+    assert quality.main([str(tmp_path), "--json", "--seconds", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    edits = {t["track"]: t["edits"] for t in report["tracks"]}
+    ok, tampered, faded = edits[good.name], edits["tampered"], edits[plain.name]
+
+    assert ok["loop"]["frames"] == ok["loop"]["expected_frames"] == 4 * 2 * 48000
+    assert ok["loop"]["length_ok"] and ok["loop"]["joins_ok"] and ok["loop"]["join_step_ratio"] <= 1.0
+    assert ok["cutdowns"] == [{"nominal": "15", "bars": 7, "music_s": 14.0, "whole_bars": True,
+                               "ends_on_cadence": True}]
+    assert sorted(f["file"].rsplit("-", 1)[1] for f in ok["files"]) == ["15s.mp3", "15s.wav", "loop.mp3", "loop.wav"]
+    for f in ok["files"]:
+        assert f["loudness_ok"] and f["peak_ok"] and abs(f["lufs"] + 14) <= 0.5, f
+        assert f["tags_ok"] and set(f["recorded_lufs"]) == ({"id3", "bext", "sidecar"} if f["file"].endswith(".wav")
+                                                            else {"id3"}), f
+    assert ok["missing"] == [] and ok["note"] == ""
+
+    assert tampered["loop"]["frames"] == 4 * 2 * 48000 - 2400 and tampered["loop"]["length_ok"] is False
+    assert tampered["loop"]["joins_ok"] is False and tampered["loop"]["join_step_ratio"] > 1.0
+    assert tampered["cutdowns"][0]["whole_bars"] is True and tampered["cutdowns"][0]["ends_on_cadence"] is False
+    quiet = next(f for f in tampered["files"] if f["file"] == cut["wav"])
+    assert quiet["lufs"] == pytest.approx(-17.0, abs=0.6) and not quiet["loudness_ok"] and quiet["peak_ok"]
+    assert not quiet["tags_ok"] and quiet["tag_gap_lu"] > 2.5
+    assert [f["file"] for f in tampered["files"] if not (f["loudness_ok"] and f["tags_ok"])] == [cut["wav"]]
+
+    # Without bars: no loop and a faded cut-down, whose bars are not checked (not failed); its loudness is.
+    assert faded["loop"] is None and faded["note"] == "no loop; faded cut-downs: bars not checked"
+    assert faded["cutdowns"] == [{"nominal": "15", "bars": None, "music_s": None, "whole_bars": None,
+                                  "ends_on_cadence": None}]
+    assert len(faded["files"]) == 2 and all(f["loudness_ok"] and f["peak_ok"] and f["tags_ok"] for f in faded["files"])
+
+    totals = report["totals"]
+    counts = {k: v for k, v in totals.items() if k.endswith(("_checked", "_ok", "_measured", "_missing"))}
+    assert counts == {"tempo_checked": 3, "key_checked": 3, "loop_length_checked": 2, "loop_length_ok": 1,
+                      "loop_joins_checked": 2, "loop_joins_ok": 1, "cutdown_whole_bars_checked": 2,
+                      "cutdown_whole_bars_ok": 2, "cutdown_cadence_checked": 2, "cutdown_cadence_ok": 1,
+                      "edit_files_measured": 10, "edit_files_missing": 0, "loudness_ok": 9, "true_peak_ok": 10,
+                      "tags_ok": 9}
+    assert totals["min_lufs"] == quiet["lufs"] and totals["max_true_peak_dbtp"] <= -1.0
+    assert totals["max_join_step_ratio"] == tampered["loop"]["join_step_ratio"] and totals["tracks_without_edits"] == 0
+
+    assert quality.main([str(tmp_path), "--seconds", "5"]) == 0
+    table = capsys.readouterr().out
+    assert "joins smooth 1 / 2" in table and "end on the cadence 1 / 2" in table
+    assert "tags within 0.1 LU 9 / 10" in table and "faded cut-downs: bars not checked" in table
