@@ -11,6 +11,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 
+import mutagen.id3
 import numpy as np
 import pytest
 import soundfile as sf
@@ -18,7 +19,7 @@ import soundfile as sf
 from delivered import ffprobe_tags
 from generator.audio import riff
 from generator.audio.codecs import read_mp3, write_wav
-from generator.audio.master import true_peak_dbtp
+from generator.audio.master import integrated_lufs, true_peak_dbtp
 from generator.library.cover import EMBED_PX, cover_pixels, cover_png
 from generator.library.export import ExportSettings, export_track
 from generator.library.tags import FileTags, tag_file
@@ -182,9 +183,15 @@ def test_an_mp3_that_decodes_over_the_ceiling_is_encoded_again_lower(tmp_path):
     files = export_hot(tmp_path / "strict", -1.5)
     data = json.loads(files.sidecar.read_text())
     assert data["loudness"]["mp3_gain_db"] < -0.2
-    for mp3, recorded in ((files.mp3, data["loudness"]), (files.cutdowns[1]["mp3"], data["files"]["cutdowns"]["1"])):
+    for mp3, wav, recorded in ((files.mp3, files.wav, data["loudness"]),
+                               (files.cutdowns[1]["mp3"], files.cutdowns[1]["wav"], data["files"]["cutdowns"]["1"])):
         measured = true_peak_dbtp(read_mp3(mp3), 48000)
         assert measured <= -1.5 and recorded["mp3_true_peak_dbtp"] == pytest.approx(measured, abs=1e-3), mp3
+        # the re-encoded file is quieter than its WAV, and its loudness tag says so
+        lufs = integrated_lufs(read_mp3(mp3), 48000)
+        assert recorded["mp3_integrated_lufs"] == pytest.approx(lufs, abs=1e-3)
+        assert float(str(mutagen.id3.ID3(mp3)["TXXX:INTEGRATED_LUFS"])) == pytest.approx(lufs, abs=0.01)
+        assert lufs < integrated_lufs(sf.read(str(wav))[0], 48000) - 0.15
     relaxed = json.loads(export_hot(tmp_path / "relaxed", -1.0).sidecar.read_text())["loudness"]
     assert relaxed["mp3_gain_db"] == 0.0 and relaxed["mp3_true_peak_dbtp"] <= -1.05
 

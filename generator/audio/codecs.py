@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.audio.dsp import quantise
-from generator.audio.master import TP_MARGIN_DB, true_peak_dbtp
+from generator.audio.master import TP_MARGIN_DB, integrated_lufs, true_peak_dbtp
 from generator.files import encoder_failure
 
 MP3_TRIES = 3  # encodes at most; the second one lands under the ceiling in practice
@@ -28,6 +28,7 @@ class Mp3Level:
 
     true_peak_dbtp: float
     gain_db: float  # 0 when the first encode met the ceiling; negative after a re-encode
+    integrated_lufs: float  # of the decoded file: its own loudness tag (a re-encode is quieter)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, bits: int, rng: np.random.Generator) -> None:
@@ -71,12 +72,14 @@ def write_mp3_under_ceiling(path: Path, audio: np.ndarray, sample_rate: int, kbp
                             ceiling_dbtp: float) -> Mp3Level:
     """write_mp3, then decode and measure the true peak; over the ceiling (less half the mastering
     margin, as other meters read a little higher), encode again from `audio` lowered by the
-    overshoot down to the mastering's aim, ceiling - TP_MARGIN_DB."""
+    overshoot down to the mastering's aim, ceiling - TP_MARGIN_DB. The level says what the decoded
+    file measures: true peak and integrated loudness."""
     gain_db = 0.0
     for attempt in range(MP3_TRIES):
         write_mp3(path, audio if gain_db == 0.0 else audio * np.float32(10 ** (gain_db / 20)), sample_rate, kbps)
-        peak = true_peak_dbtp(read_mp3(path), sample_rate)
+        decoded = read_mp3(path)
+        peak = true_peak_dbtp(decoded, sample_rate)
         if peak <= ceiling_dbtp - TP_MARGIN_DB / 2 or attempt == MP3_TRIES - 1:
             break
         gain_db += (ceiling_dbtp - TP_MARGIN_DB) - peak
-    return Mp3Level(peak, gain_db)
+    return Mp3Level(peak, gain_db, integrated_lufs(decoded, sample_rate))

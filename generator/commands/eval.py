@@ -22,8 +22,9 @@ def evaluate(
         "MIDI files) instead of sampling: no model is loaded, so --checkpoint may not be given and --per-genre, "
         "--genres, --device, --max-attempts, --nll-tokens, --default-instruments/--any-instruments and the "
         "sampling options are ignored. Each track is measured over its first --seconds.")] = None,
-    data: Annotated[Path, typer.Option(
-        "--data", help="Corpus folder holding shards/{train,test}.npz.")] = Path("data"),
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Corpus folder holding shards/{train,test}.npz (default: the committed corpus in the "
+        "checkpoint's encoding, data/ or data/beat/; with --library, data/beat/).")] = None,
     per_genre: Annotated[int, typer.Option("--per-genre", min=1, help="Tracks generated per genre.")] = 4,
     seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="Length of each track in seconds; "
                                            "real pieces are cut to the same length.")] = 30.0,
@@ -69,8 +70,9 @@ def evaluate(
     with _Stages(not quiet) as stages:
         if library is not None:
             from generator.eval.library import run_library_eval
+            from generator.paths import CORPUS_DIRS, DEFAULT_ENCODING
 
-            report = run_library_eval(library, settings, data, stage=stages.stage)
+            report = run_library_eval(library, settings, data or CORPUS_DIRS[DEFAULT_ENCODING], stage=stages.stage)
         else:
             report = _sample_and_measure(checkpoint, settings, params, data, device, stages)
     if json_out:
@@ -81,20 +83,21 @@ def evaluate(
         _print(report)
 
 
-def _sample_and_measure(checkpoint: Path | None, settings, params: SamplingParams, data: Path, device: str,
+def _sample_and_measure(checkpoint: Path | None, settings, params: SamplingParams, data: Path | None, device: str,
                         stages: _Stages):
     import torch
 
     from generator.eval.evaluate import run_eval
     from generator.library.pipeline import check_device
     from generator.model.checkpoint import load_checkpoint
-    from generator.paths import SHIPPED_CHECKPOINT
+    from generator.paths import SHIPPED_CHECKPOINT, corpus_dir
 
     path = checkpoint or SHIPPED_CHECKPOINT
     check_device(device)
     torch.manual_seed(settings.seed)
     model, meta = load_checkpoint(path, map_location=device)
     info = {"checkpoint": str(path), "model_meta": {k: v for k, v in meta.items() if _plain(v)}}
+    data = data or corpus_dir(model.encoding.name)
     return run_eval(model, params, settings, data, device, meta=info, stage=stages.stage, progress=stages.progress)
 
 

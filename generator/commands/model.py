@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from generator.errors import InputError
+from generator.paths import CORPUS_DIRS, DEFAULT_ENCODING
 
 LICENCE_CLASSES = ("pd", "permissive", "copyleft", "none", "synthetic")
 
@@ -55,7 +56,7 @@ def _names(text: str) -> tuple[str, ...]:
 def train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="Corpus folder with shards/{train,valid,test}.npz "
-                                       "and pieces.jsonl.")] = Path("data"),
+                                       "and pieces.jsonl; its encoding is the model's.")] = CORPUS_DIRS[DEFAULT_ENCODING],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable) and model.pt "
                                       "(the model to ship).")] = Path("models/run"),
     config: Annotated[ConfigName, typer.Option("--config", help="Model size.")] = ConfigName.small,

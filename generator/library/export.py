@@ -189,7 +189,7 @@ class _Job:
 def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray,
                      tags: FileTags) -> dict[str, Any]:
     """WAV and/or MP3 of one signal, tagged; returns {'wav': name, 'mp3': name, 'mp3_true_peak_dbtp': ..,
-    'mp3_gain_db': ..} of what it wrote."""
+    'mp3_gain_db': .., 'mp3_integrated_lufs': ..} of what it wrote."""
     settings, written = job.settings, {}
     if settings.write_wav:
         written["wav"] = _write_wav(job, f"{stem}.wav", wav_audio, tags)
@@ -198,7 +198,8 @@ def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.
         with atomic_path(job.staging / name) as tmp:
             level = write_mp3_under_ceiling(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps,
                                             settings.ceiling_dbtp)
-            tag_file(tmp, job.info, replace(tags, true_peak_dbtp=level.true_peak_dbtp), job.cover_png)
+            own = {} if tags.integrated_lufs is None else {"integrated_lufs": level.integrated_lufs}
+            tag_file(tmp, job.info, replace(tags, true_peak_dbtp=level.true_peak_dbtp, **own), job.cover_png)
         written.update(mp3=name, **_mp3_record(level))
     return written
 
@@ -212,7 +213,8 @@ def _write_wav(job: _Job, rel: str, audio: np.ndarray, tags: FileTags) -> str:
 
 
 def _mp3_record(level: Mp3Level) -> dict[str, float]:
-    return {"mp3_true_peak_dbtp": round(level.true_peak_dbtp, 3), "mp3_gain_db": round(level.gain_db, 3)}
+    return {"mp3_true_peak_dbtp": round(level.true_peak_dbtp, 3), "mp3_gain_db": round(level.gain_db, 3),
+            "mp3_integrated_lufs": round(level.integrated_lufs, 3)}
 
 
 def _remove_stale_staging(out_dir: Path, base: str) -> None:
@@ -307,6 +309,7 @@ def _export_into(
             "gain_db": float(mastered.gain_db), "reached_target": bool(mastered.reached_target),
             "note": str(mastered.note),
             "mp3_true_peak_dbtp": written.get("mp3_true_peak_dbtp"), "mp3_gain_db": written.get("mp3_gain_db"),
+            "mp3_integrated_lufs": written.get("mp3_integrated_lufs"),
         },
         "audio": {
             "duration_s": round(duration_s, 6), "frames": int(wav_mix.shape[0]),
@@ -334,7 +337,8 @@ def _export_midi_only(
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
         "track": track_json,
         "loudness": {"integrated_lufs": None, "true_peak_dbtp": None, "gain_db": None, "reached_target": None,
-                     "note": "MIDI only: no audio rendered", "mp3_true_peak_dbtp": None, "mp3_gain_db": None},
+                     "note": "MIDI only: no audio rendered", "mp3_true_peak_dbtp": None, "mp3_gain_db": None,
+                     "mp3_integrated_lufs": None},
         "audio": {"duration_s": round(duration_s, 6), "frames": None, "wav_sample_rate": None, "wav_bits": None,
                   "mp3_sample_rate": None, "mp3_kbps": None},
         "files": files,
