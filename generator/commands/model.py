@@ -55,8 +55,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="Corpus folder with shards/{train,valid,test}.npz "
-                                       "and pieces.jsonl; its encoding is the model's.")] = CORPUS_DIRS[DEFAULT_ENCODING],
+    data: Annotated[Path, typer.Option(
+        "--data", help="Corpus folder with shards/{train,valid,test}.npz and pieces.jsonl; its encoding is the "
+        "model's.")] = CORPUS_DIRS[DEFAULT_ENCODING],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable) and model.pt "
                                       "(the model to ship).")] = Path("models/run"),
     config: Annotated[ConfigName, typer.Option("--config", help="Model size.")] = ConfigName.small,
