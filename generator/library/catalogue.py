@@ -80,15 +80,6 @@ class Card:
     graphics: dict[str, Any]
 
 
-def find_sidecars(folder: Path) -> list[Path]:
-    """Every *.json under `folder`, skipping hidden entries (staging folders of unfinished exports)."""
-    found = []
-    for path in sorted(folder.rglob("*.json")):
-        if not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            found.append(path)
-    return found
-
-
 def format_duration(seconds: float) -> str:
     whole = int(round(seconds))
     return f"{whole // 60}:{whole % 60:02d}"
