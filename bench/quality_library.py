@@ -61,11 +61,7 @@ from generator.audio.ffmpeg_meter import ebur128  # noqa: E402
 from generator.audio.joins import beat_marks, join_measures  # noqa: E402
 from generator.audio.master import LOUDNESS_TOLERANCE_LU  # noqa: E402
 from generator.audio.riff import read_bext, read_chunks  # noqa: E402
-from generator.library.sidecar import (  # noqa: E402
-    SidecarError,
-    find_sidecars,  # noqa: E402
-    load_sidecar,
-)
+from generator.library.sidecar import SidecarError, find_sidecars, load_sidecar  # noqa: E402
 
 TEMPO_TOLERANCE = 0.02
 SAMPLE_RATE = 22050
