@@ -109,6 +109,23 @@ def test_window_restates_meter_chord_and_instrument_in_force():
     assert meter == vocab.METER + vocab.METERS.index((3, 4))
 
 
+def test_re_primed_beat_windows_have_one_length_whatever_is_in_force_at_the_cut():
+    """A batch re-primes in one forward, so every row's window must be max_seq // 2 tokens, whether
+    a meter and a chord are in force at its cut or not (a ValueError of torch.tensor otherwise)."""
+    from generator.sampling.rowstate import _beat_window
+
+    ids = tokenizer.midi_to_ids(_waltz_midi(), encoding=BEAT)
+    bare = [t for t in ids if not vocab.METER <= t <= vocab.CHORD_NONE]  # no meter, no chord: a head of 1
+    chordless = [t for t in ids if not vocab.CHORD <= t <= vocab.CHORD_NONE]
+    late_chord = chordless + [vocab.CHORD] + bare[-8:]  # a chord in force at the end, none at any cut before
+    for tokens in (ids, bare, ids[: len(ids) // 3] + bare, late_chord):
+        for length in (16, 40, 64):
+            window = _beat_window(list(tokens), length)
+            assert len(window) == length and window[-(length - 3):] == list(tokens[-(length - 3):])
+            # it is the training windows' form: the tokens from some cut after what is in force there
+            assert any(window == beat_codec.window_at(tokens, cut) for cut in range(len(tokens) - length, len(tokens)))
+
+
 def test_chord_templates_prefer_triads_and_name_sevenths():
     weights = np.zeros(12)
     weights[[0, 4, 7]] = 1

@@ -182,10 +182,7 @@ class RowState:
         if 1 + len(self.tokens) <= max_seq:
             return [self.genre_token, *self.tokens]
         if self.encoding.has_bars:
-            from generator.tokens import beat_codec
-
-            head = len(beat_codec.window_at(self.tokens, len(self.tokens)))
-            return [self.genre_token, *beat_codec.window_at(self.tokens, len(self.tokens) - (max_seq // 2 - head))]
+            return [self.genre_token, *_beat_window(self.tokens, max_seq // 2)]
         if not self.encoding.has_instruments:
             return [self.genre_token, *self.tokens[-(max_seq // 2):]]
         cut = len(self.tokens) - max_seq // 2 + 1
@@ -337,3 +334,17 @@ class RowState:
             for family, _ in overdue:
                 m[self.encoding.instrument_token(family)] = True
         return m
+
+
+def _beat_window(tokens: list[int], length: int) -> list[int]:
+    """The last tokens after their restated METER/CHORD/INSTRUMENT head (beat_codec.window_at), exactly
+    `length` in all, whatever the head holds at the cut: a batch's rows re-prime with equal lengths.
+    The head grows by at most one token per step of the cut (once stated, a meter or chord stays in
+    force), so cut - head length takes every value and some cut gives exactly `length`."""
+    from generator.tokens import beat_codec
+
+    for cut in range(len(tokens) - length, len(tokens)):
+        window = beat_codec.window_at(tokens, cut)
+        if len(window) == length:
+            return window
+    raise AssertionError(f"no window of {length} tokens in {len(tokens)}")
