@@ -5,18 +5,19 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
 
 - **harmony follows the plan** (planned chords only, `form.bar_chords`): at each planned change
   the bass plays the new chord's root (a bass note starting there moves to the root's nearest
-  octave; else a bass note sounding into the change ends there and a root note at the bass's median
-  velocity takes over until the next change); a pitched note starting on a strong beat (a bar line
-  or a change) that is neither a chord tone nor in the plan's key (natural minor plus its raised
-  7th) moves to the nearest chord tone within its family's range; and a pitched note sounding
-  across a change whose new chord does not hold it ends there, dropped if that leaves it under a
-  sixteenth. So no note is held over more than one change it clashes with: a note held longer than
-  2 bars ends at the first change after them that it does not fit. With the model's own harmony no
-  pitch or length changes;
-- **a groove per section** (drums): in each section the drums of every bar but the last play the
-  section's most typical bar (the medoid of those bars: the most alike the others by Jaccard
-  similarity of their (step in the bar, pitch) onsets; ties to the earliest); the last bar keeps
-  the pass's own drums, a fill. Each section has its own groove, the intro's and outro's too;
+  octave; else a bass note sounding into the change, off the root, ends there and a root note at
+  the bass's median velocity takes over until the next change or that note's end); a pitched note
+  starting on a strong beat (a bar line or a change) that is neither a chord tone nor in the plan's
+  key (natural minor plus its raised 7th) moves to the nearest chord tone within its family's
+  range; and a pitched note sounding across a change whose new chord does not hold it ends there,
+  dropped if that leaves it under a sixteenth. So no note is held into a chord it clashes with: a
+  note held longer than 2 bars ends at the first change after them that it does not fit. With the
+  model's own harmony no pitch or length changes;
+- **a groove per section** (drums): in each section of 3 bars or more the drums of every bar but the
+  last play the section's most typical bar (the medoid of those bars: the most alike the others by
+  Jaccard similarity of their (step in the bar, pitch) onsets; ties to the earliest); the last bar
+  keeps the pass's own drums, a fill. Each section has its own groove, the intro's and outro's too.
+  Both rules come before the repeats, which so take the first statement's groove and bass;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
   families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
