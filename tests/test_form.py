@@ -263,7 +263,8 @@ def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats
         (240, 288, 0, 58),  # Bb off the strong beats: stays
         (288, 336, 0, 68),  # Ab on the middle-of-bar change to G, out of key: to G
         (0, 96, BASS, 38),  # D on the first change: to C
-        (96, 240, BASS, 43),  # G sounding into F: ends, an F takes over until 240
+        (96, 336, BASS, 43),  # G sounding into F: ends, an F takes over until the next bass note
+        (240, 264, BASS, 45),
         (288, 336, BASS, 40),  # E on the change to G: to G, the nearer octave
     ]
     take = _take(plan, notes)
@@ -271,7 +272,8 @@ def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats
     got = {(s, e, f, p) for s, e, f, p, _ in _notes(ids, {0, BASS}, 0, 2 * 192)}
     assert got == {(0, 192, 0, 64), (0, 240, 0, 72), (180, 192, 0, 71), (192, 240, 0, 60), (192, 240, 0, 62),
                    (240, 288, 0, 58), (288, 336, 0, 67),
-                   (0, 96, BASS, 36), (96, 192, BASS, 43), (192, 240, BASS, 41), (288, 336, BASS, 43)}
+                   (0, 96, BASS, 36), (96, 192, BASS, 43), (192, 240, BASS, 41), (240, 264, BASS, 45),
+                   (288, 336, BASS, 43)}
     assert [n[-1] for n in _notes(ids, {BASS}, 192, 193)] == [n[-1] for n in _notes(take, {BASS}, 0, 1)]  # the median
     piece = beat_codec.decode_piece(ids, BEAT)
     assert piece.chords == tuple((round(beat * 48), c) for beat, c in plan.changes((4, 4), (4,)))

@@ -6,7 +6,7 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
 - **harmony follows the plan** (planned chords only, `form.bar_chords`): at each planned change
   the bass plays the new chord's root (a bass note starting there moves to the root's nearest
   octave; else a bass note sounding into the change, off the root, ends there and a root note at
-  the bass's median velocity takes over until the next change or that note's end); a pitched note
+  the bass's median velocity takes over until the next change, bass note or that note's end); a pitched note
   starting on a strong beat (a bar line or a change) that is neither a chord tone nor in the plan's
   key (natural minor plus its raised 7th) moves to the nearest chord tone within its family's
   range; and a pitched note sounding across a change whose new chord does not hold it ends there,
@@ -154,7 +154,8 @@ def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], 
 
 def _bass_on_roots(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -> list[_N]:
     """At each change the lowest bass note starting there moves to the root's nearest octave; with none,
-    the bass sounding into the change ends there and the root takes over until the next change."""
+    the bass sounding into the change ends there and the root takes over until the next change (or
+    the next bass note, or that note's end)."""
     bass = [n for n in notes if n.family == BASS]
     if not bass:
         return notes
@@ -173,7 +174,7 @@ def _bass_on_roots(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -
         into = [n for n in bass if n.start < step < n.end and n.pitch % 12 != root]
         if into:
             low = min(into, key=lambda n: n.pitch)
-            stop = low.end if until is None else min(low.end, until)
+            stop = min([low.end] + [until] * (until is not None) + [n.start for n in bass if n.start > step])
             bass = [n for n in bass if n not in into] + [replace(n, end=step) for n in into
                                                           if step - n.start >= SIXTEENTH]
             bass.append(_N(step, stop, BASS, _nearest_pc(low.pitch, root), velocity))
