@@ -67,7 +67,8 @@ class _N:
 
 
 def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding: Encoding) -> list[int]:
-    """The take rebuilt to its form: repeats from their first statement, the final downbeat struck."""
+    """The take rebuilt to its form: its harmony fitted to the plan, a drum groove per section, repeats
+    from their first statement, the final downbeat struck."""
     piece = beat_codec.decode_piece(ids, encoding)
     bar_steps = beat_codec.steps_per_bar(meter)
     notes = [_N(encoding.tick(n.start_s), encoding.tick(n.end_s), n.instrument, n.pitch, n.velocity)
