@@ -170,6 +170,9 @@ def test_repeats_carry_the_first_statements_bass_and_drums_and_most_of_its_melod
     plan = F.plan_form(choice("jazz"), "jazz", 40)
     take = _random_take(plan)
     ids = arrange(take, plan, (4, 4), BEAT)
+    # the same rules without repeats: every section its own letter
+    own = arrange(take, replace(plan, sections=tuple(replace(s, name=f"{s.name}{i}")
+                                                     for i, s in enumerate(plan.sections))), (4, 4), BEAT)
     bar = 192
     a = [s for s in plan.sections if s.name == "A"]
     assert len(a) == 3
@@ -177,14 +180,16 @@ def test_repeats_carry_the_first_statements_bass_and_drums_and_most_of_its_melod
     for s in a[1:]:
         start, size, varied = s.start_bar * bar, s.bars * bar, plan.varied_bars(s.bars) * bar
         assert _notes(ids, {BASS, DRUMS}, start, start + size, start - first) == \
-               _notes(take, {BASS, DRUMS}, first, first + size)
+               _notes(ids, {BASS, DRUMS}, first, first + size)
         assert _notes(ids, {0}, start, start + size - varied, start - first) == \
-               _notes(take, {0}, first, first + size - varied)
-        assert _notes(ids, {0}, start + size - varied, start + size) == _notes(take, {0}, start + size - varied,
+               _notes(ids, {0}, first, first + size - varied)
+        assert _notes(ids, {0}, start + size - varied, start + size) == _notes(own, {0}, start + size - varied,
                                                                                start + size)
+        assert _notes(ids, {0}, start + size - varied, start + size) != \
+               _notes(ids, {0}, first + size - varied, first + size, first - start)
     b = next(s for s in plan.sections if s.name == "B")
     assert _notes(ids, {0, BASS, DRUMS}, b.start_bar * bar, (b.start_bar + 8) * bar) == \
-           _notes(take, {0, BASS, DRUMS}, b.start_bar * bar, (b.start_bar + 8) * bar)
+           _notes(own, {0, BASS, DRUMS}, b.start_bar * bar, (b.start_bar + 8) * bar)
     piece = beat_codec.decode_piece(ids, BEAT)
     assert len(piece.bars) == 40 and all(x.step == i * bar for i, x in enumerate(piece.bars))
     assert piece.chords == tuple((round(beat * 48), c) for beat, c in plan.changes((4, 4), (4,)))
@@ -210,6 +215,72 @@ def test_with_the_models_harmony_a_repeat_takes_the_first_statements_chords_and_
     take_bass = _notes(take, {BASS}, a[1].start_bar * 192 + 6 * 192, (a[1].start_bar + 8) * 192)
     assert take_bass and _notes(arrange(take, own, (4, 4), BEAT), {BASS}, a[1].start_bar * 192 + 6 * 192,
                                 (a[1].start_bar + 8) * 192) == take_bass
+
+
+def _take(plan: F.FormPlan, notes, meter=(4, 4)) -> list[int]:
+    """A take of hand-made (start, end, family, pitch) notes on the step clock, the plan's chords."""
+    bar = beat_codec.steps_per_bar(meter)
+    changes = [(round(beat * 48), c) for beat, c in plan.changes(meter, (4,)) or ()]
+    piece = beat_codec.BeatPiece(tuple(Note(p, BEAT.seconds(s), BEAT.seconds(e), 80, f)
+                                       for s, e, f, p in sorted(notes, key=lambda n: (n[0], n[2], n[3]))),
+                                 beat_codec.regular_bars(meter, plan.n_bars * bar), tuple(changes))
+    return beat_codec.encode(piece, BEAT) + BEAT.shift_tokens(bar) + [vocab.END]
+
+
+def _bar_drums(ids, bar):
+    return sorted((s - bar * 192, p) for s, _, f, p, _ in _notes(ids, {DRUMS}, bar * 192, bar * 192 + 192))
+
+
+def test_each_section_grooves_on_its_most_typical_drum_bar_and_ends_on_its_own_fill():
+    plan = F.FormPlan(choice(harmony="model"), (F.Section("A", 0, 4), F.Section("B", 4, 4),
+                                                F.Section("outro", 8, 1)), ())
+    kick, snare, hat = 36, 38, 42
+    a = [[(0, kick), (96, snare)], [(0, kick), (96, snare), (48, hat)], [(0, kick), (48, hat), (144, hat)],
+         [(0, snare), (48, snare), (96, snare), (144, snare)]]  # the medoid is the second bar; then a fill
+    b = [[(0, kick)], [(0, snare)], [(0, hat)], [(0, kick), (96, kick)]]  # all alike as little: the first
+    drums = [(bar * 192 + s, bar * 192 + s + 12, DRUMS, p) for bar, hits in enumerate(a + b) for s, p in hits]
+    pitched = [(bar * 192, bar * 192 + 96, 0, 60 + bar) for bar in range(8)]  # out of key too: no harmony rules
+    take = _take(plan, drums + pitched)
+    ids = arrange(take, plan, (4, 4), BEAT)
+    assert [_bar_drums(ids, bar) for bar in range(8)] == [sorted(a[1])] * 3 + [sorted(a[3])] + \
+           [sorted(b[0])] * 3 + [sorted(b[3])]
+    assert _notes(ids, {0, BASS}, 0, 8 * 192) == _notes(take, {0, BASS}, 0, 8 * 192)
+    piece = beat_codec.decode_piece(ids, BEAT)
+    assert [x.step for x in piece.bars] == [i * 192 for i in range(9)]
+
+
+def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats_on_chord_tones():
+    c_major, f_major, g_major = 0, 5, 7
+    plan = F.FormPlan(replace(choice(), tonic=0, minor=False), (F.Section("A", 0, 2), F.Section("outro", 2, 1)),
+                      ((c_major,), (f_major, g_major), (c_major,)))
+    notes = [
+        (0, 240, 0, 64),  # E held into F: ends at the change
+        (0, 240, 0, 72),  # C held into F: a tone of F, it stays
+        (186, 200, 0, 74),  # E cut at the change would be under a sixteenth: dropped
+        (180, 200, 0, 71),  # B cut at the change leaves a sixteenth: kept
+        (192, 240, 0, 61),  # Db on the bar line over F, out of key: to C
+        (192, 240, 0, 62),  # D on the bar line, in the key: stays
+        (240, 288, 0, 58),  # Bb off the strong beats: stays
+        (288, 336, 0, 68),  # Ab on the middle-of-bar change to G, out of key: to G
+        (0, 96, BASS, 38),  # D on the first change: to C
+        (96, 336, BASS, 43),  # G sounding into F: ends, an F takes over until the next bass note
+        (240, 264, BASS, 45),
+        (288, 336, BASS, 40),  # E on the change to G: to G, the nearer octave
+    ]
+    take = _take(plan, notes)
+    ids = arrange(take, plan, (4, 4), BEAT)
+    got = {(s, e, f, p) for s, e, f, p, _ in _notes(ids, {0, BASS}, 0, 2 * 192)}
+    assert got == {(0, 192, 0, 64), (0, 240, 0, 72), (180, 192, 0, 71), (192, 240, 0, 60), (192, 240, 0, 62),
+                   (240, 288, 0, 58), (288, 336, 0, 67),
+                   (0, 96, BASS, 36), (96, 192, BASS, 43), (192, 240, BASS, 41), (240, 264, BASS, 45),
+                   (288, 336, BASS, 43)}
+    assert [n[-1] for n in _notes(ids, {BASS}, 192, 193)] == [n[-1] for n in _notes(take, {BASS}, 0, 1)]  # the median
+    piece = beat_codec.decode_piece(ids, BEAT)
+    assert piece.chords == tuple((round(beat * 48), c) for beat, c in plan.changes((4, 4), (4,)))
+    assert [x.step for x in piece.bars] == [0, 192, 384] and all(BEAT.tick(n.start_s) % 12 == 0 for n in piece.notes)
+    # the model's own harmony: no pitch or length changes (no drums: no groove either)
+    own = replace(plan, choice=replace(plan.choice, harmony="model"), bar_chords=())
+    assert _notes(arrange(take, own, (4, 4), BEAT), {0, BASS}, 0, 2 * 192) == _notes(take, {0, BASS}, 0, 2 * 192)
 
 
 def test_the_final_downbeat_is_struck_by_every_family_with_the_bass_on_the_keynote():

@@ -1,8 +1,23 @@
 """Composition section by section, at note level, on a take sampled in one pass to the planned form.
 
 The sampler composes the whole form at once with the planned chords (library/form.py); `arrange`
-then rebuilds the take (docs/sampling.md, "Form"):
+then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given the plan:
 
+- **harmony follows the plan** (planned chords only, `form.bar_chords`): at each planned change
+  the bass plays the new chord's root (a bass note starting there moves to the root's nearest
+  octave; else a bass note sounding into the change, off the root, ends there and a root note at
+  the bass's median velocity takes over until the next change, bass note or that note's end); a pitched note
+  starting on a strong beat (a bar line or a change) that is neither a chord tone nor in the plan's
+  key (natural minor plus its raised 7th) moves to the nearest chord tone within its family's
+  range; and a pitched note sounding across a change whose new chord does not hold it ends there,
+  dropped if that leaves it under a sixteenth. So no note is held into a chord it clashes with: a
+  note held longer than 2 bars ends at the first change after them that it does not fit. With the
+  model's own harmony no pitch or length changes;
+- **a groove per section** (drums): in each section of 3 bars or more the drums of every bar but the
+  last play the section's most typical bar (the medoid of those bars: the most alike the others by
+  Jaccard similarity of their (step in the bar, pitch) onsets; ties to the earliest); the last bar
+  keeps the pass's own drums, a fill. Each section has its own groove, the intro's and outro's too.
+  Both rules come before the repeats, which so take the first statement's groove and bass;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
   families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
@@ -17,11 +32,12 @@ then rebuilds the take (docs/sampling.md, "Form"):
 
 The result is re-encoded (beat_codec.encode) with the take's bars and chords, so BAR, METER and
 CHORD tokens stay where the sampler put them and every onset stays on the grid (notes move by
-whole bars; the added ones start on a bar line).
+whole bars; the added ones start on a bar line or a planned change, and notes end on one).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from statistics import median
@@ -35,6 +51,8 @@ BASS = vocab.INSTRUMENT_FAMILIES.index("bass")
 DRUMS = vocab.DRUMS_FAMILY
 CRASH, KICK = 49, 36
 BASS_RANGE = (28, 55)  # where the final keynote goes: E1..G3
+SIXTEENTH = 12  # steps: the shortest note the harmony rules leave after a cut
+MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11)  # minor: natural + raised 7th
 
 
 @dataclass(frozen=True)
@@ -49,12 +67,19 @@ class _N:
 
 
 def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding: Encoding) -> list[int]:
-    """The take rebuilt to its form: repeats from their first statement, the final downbeat struck."""
+    """The take rebuilt to its form: its harmony fitted to the plan, a drum groove per section, repeats
+    from their first statement, the final downbeat struck."""
     piece = beat_codec.decode_piece(ids, encoding)
     bar_steps = beat_codec.steps_per_bar(meter)
     notes = [_N(encoding.tick(n.start_s), encoding.tick(n.end_s), n.instrument, n.pitch, n.velocity)
              for n in piece.notes]
     changes = list(piece.chords)
+    end = form.n_bars * bar_steps
+    if form.bar_chords:
+        scale = MINOR_SCALE if form.choice.minor else MAJOR_SCALE
+        notes = _follow_harmony(notes, [c for c in changes if c[0] < end - bar_steps], bar_steps,
+                                frozenset((form.choice.tonic + d) % 12 for d in scale))
+    notes = _grooves(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps)
     keep = {DRUMS} if not form.bar_chords else {BASS, DRUMS}
     first: dict[str, tuple[int, int]] = {}
     for section in form.sections:
@@ -66,7 +91,6 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
         elif first[section.name][1] == span[1]:
             notes, changes = _repeat(notes, changes, first[section.name][0], span, form.varied_bars(section.bars)
                                      * bar_steps, keep)
-    end = form.n_bars * bar_steps
     home = form.bar_chords[-1][-1] if form.bar_chords else _home_of(notes)
     notes = _final_downbeat(notes, end - bar_steps, end, home)
     if home is not None:
@@ -77,6 +101,105 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
         piece.bars, tuple(changes)), encoding)
     clock = int(encoding.shift_ticks(out).sum())
     return out + encoding.shift_tokens(end - clock) + [vocab.END] if clock < end else out + [vocab.END]
+
+
+def _grooves(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: int) -> list[_N]:
+    """The drums of each section (start step, bars) but its last bar replaced by its medoid bar's."""
+    if not any(n.family == DRUMS for n in notes):
+        return notes
+    for start, bars in sections:
+        if bars < 3:  # one bar, or one groove bar and its fill: nothing to repeat
+            continue
+        body = range(start, start + (bars - 1) * bar_steps)
+        onsets = [frozenset((n.start - b, n.pitch) for n in notes if n.family == DRUMS and b <= n.start < b + bar_steps)
+                  for b in range(start, start + (bars - 1) * bar_steps, bar_steps)]
+        alike = [sum(_jaccard(a, b) for j, b in enumerate(onsets) if j != i) for i, a in enumerate(onsets)]
+        medoid = start + alike.index(max(alike)) * bar_steps
+        groove = [n for n in notes if n.family == DRUMS and medoid <= n.start < medoid + bar_steps]
+        notes = [n for n in notes if n.family != DRUMS or n.start not in body] + \
+            [replace(n, start=n.start + b - medoid, end=n.end + b - medoid) for b in body[::bar_steps] for n in groove]
+    return notes
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], bar_steps: int,
+                    scale: frozenset[int]) -> list[_N]:
+    """The pitched notes fitted to the planned changes (step, chord): the bass on the roots, strong-beat
+    notes out of chord and key moved onto a chord tone, notes held into a chord they clash with cut."""
+    steps = [s for s, _ in changes]
+
+    def chord_at(step: int) -> int | None:
+        i = bisect_right(steps, step) - 1
+        return changes[i][1] if i >= 0 else None
+
+    notes = _bass_on_roots(notes, changes)
+    ranges = {f: (min(n.pitch for n in notes if n.family == f), max(n.pitch for n in notes if n.family == f))
+              for f in {n.family for n in notes}}
+    strong = set(steps)
+    out = []
+    for n in notes:
+        chord = chord_at(n.start)
+        if n.family != DRUMS and chord is not None and (n.start % bar_steps == 0 or n.start in strong):
+            tones = chords.pitch_classes(chord)
+            if n.pitch % 12 not in tones and n.pitch % 12 not in scale:
+                low, high = ranges[n.family]
+                near = [p for p in range(n.pitch - 6, n.pitch + 7) if p % 12 in tones and low <= p <= high]
+                if near:
+                    n = replace(n, pitch=min(near, key=lambda p: (abs(p - n.pitch), p)))
+        out.append(n)
+    return _cut_at_changes(out, changes)
+
+
+def _bass_on_roots(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -> list[_N]:
+    """At each change the lowest bass note starting there moves to the root's nearest octave; with none,
+    the bass sounding into the change ends there and the root takes over until the next change (or
+    the next bass note, or that note's end)."""
+    bass = [n for n in notes if n.family == BASS]
+    if not bass:
+        return notes
+    velocity = int(median(n.velocity for n in bass))
+    out = [n for n in notes if n.family != BASS]
+    for i, (step, chord) in enumerate(changes):
+        if chord is None:
+            continue
+        root = chords.root_of(chord)
+        until = changes[i + 1][0] if i + 1 < len(changes) else None
+        starting = [n for n in bass if n.start == step]
+        if starting:
+            low = min(starting, key=lambda n: n.pitch)
+            bass[bass.index(low)] = replace(low, pitch=_nearest_pc(low.pitch, root))
+            continue
+        into = [n for n in bass if n.start < step < n.end and n.pitch % 12 != root]
+        if into:
+            low = min(into, key=lambda n: n.pitch)
+            stop = min([low.end] + [until] * (until is not None) + [n.start for n in bass if n.start > step])
+            bass = [n for n in bass if n not in into] + [replace(n, end=step) for n in into
+                                                          if step - n.start >= SIXTEENTH]
+            bass.append(_N(step, stop, BASS, _nearest_pc(low.pitch, root), velocity))
+    return out + bass
+
+
+def _nearest_pc(pitch: int, pc: int) -> int:
+    """The pitch of class `pc` nearest `pitch` (the lower of two a tritone away)."""
+    up = (pc - pitch) % 12
+    return pitch + up if up < 6 else pitch + up - 12
+
+
+def _cut_at_changes(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -> list[_N]:
+    """Pitched notes sounding across a change whose chord does not hold them end there (dropped when
+    that leaves them under a sixteenth)."""
+    out = []
+    for n in notes:
+        clash = [s for s, c in changes if n.start < s < n.end and c is not None
+                 and n.pitch % 12 not in chords.pitch_classes(c)] if n.family != DRUMS else []
+        if not clash:
+            out.append(n)
+        elif clash[0] - n.start >= SIXTEENTH:
+            out.append(replace(n, end=clash[0]))
+    return out
 
 
 def _repeat(notes: list[_N], changes: list[tuple[int, int | None]], source: int, span: tuple[int, int],
