@@ -208,7 +208,7 @@ def test_lead_line_stays_in_range_with_chord_tones_on_downbeats():
 
 
 def test_committed_shards_load_with_all_genres_in_every_split():
-    rows, shards = _check_shards(REPO / "data", "default")  # the shipped model's data, until a beat model ships
+    rows, shards = _check_shards(REPO / "data", "default")  # the default encoding's build (the previous model)
     for split, shard in shards.items():
         assert set(np.unique(shard["genre"]).tolist()) == set(range(len(vocab.GENRES))), split
     hours = {g: sum(r["seconds"] for r in rows if r["genre"] == g) / 3600 for g in vocab.GENRES}
