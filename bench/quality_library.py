@@ -401,10 +401,16 @@ def totals(checks: list[TrackCheck]) -> dict[str, int | float | None]:
             "max_tag_gap_lu": _most(f.tag_gap_lu for f in files)}
 
 
+def _tally(results) -> tuple[int, int]:
+    """(passed, checked) of results, None meaning not checked."""
+    checked = [r for r in results if r is not None]
+    return sum(checked), len(checked)
+
+
 def _passed(name: str, results: list[bool | None]) -> dict[str, int]:
     """{name_checked: how many were checked, name_ok: how many of those passed}."""
-    checked = [r for r in results if r is not None]
-    return {f"{name}_checked": len(checked), f"{name}_ok": sum(checked)}
+    ok, checked = _tally(results)
+    return {f"{name}_checked": checked, f"{name}_ok": ok}
 
 
 def _most(values) -> float | None:
@@ -429,8 +435,8 @@ def _print_rows(rows: list[tuple[str, ...]]) -> None:
 
 def _of(results) -> str:
     """'k/n' of the results that were checked (not None); '-' when none was."""
-    checked = [r for r in results if r is not None]
-    return f"{sum(checked)}/{len(checked)}" if checked else "-"
+    ok, checked = _tally(results)
+    return f"{ok}/{checked}" if checked else "-"
 
 
 def _num(value: float | None, digits: int = 2) -> str:

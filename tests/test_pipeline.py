@@ -345,7 +345,7 @@ def test_humanize_changes_the_notes_the_synth_plays_never_the_midi_file(tmp_path
 
     played = []
 
-    def fake_render(midi, soundfont):
+    def fake_render(midi, soundfont, **options):  # render_midi's keyword options (sample_rate)
         played.append([(n.pitch, n.start, n.end, n.velocity) for inst in midi.instruments for n in inst.notes])
         t = np.arange(48000 * 3) / 48000
         mix = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)  # (N, 2)

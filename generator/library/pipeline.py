@@ -286,7 +286,6 @@ class _Composed:
     rejections: tuple[str, ...]
     bpm: float | None = None  # beat time: the tempo the track was made at
     meter: tuple[int, int] | None = None  # beat time: its meter
-    bars: int | None = None  # beat time: how many bars were planned
     form: FormPlan | None = None  # its sections and harmony (a recipe with form or harmony)
 
 
@@ -327,8 +326,7 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
         else:
             bars = r.result.bars
             composed.append(_Composed(r.result.ids, r.result.duration_s, r.result.ending, reasons,
-                                      bars.bpm if bars else None, bars.meter if bars else None,
-                                      bars.n_bars if bars else None, form))
+                                      bars.bpm if bars else None, bars.meter if bars else None, form))
     return composed
 
 
@@ -353,7 +351,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
                               write_stems=outputs.stems, cutdowns_s=tuple(outputs.cutdowns_s),
                               ceiling_dbtp=recipe.mastering.ceiling_dbtp, target_lufs=recipe.mastering.target_lufs,
                               loop=outputs.loop, loop_bars=outputs.loop_bars,
-                              ending_fade_s=recipe.mastering.fade_s if composed.ending == "fade" else 0.0)
+                              ending_fade_s=_fade_s(recipe, composed))
     duration_s = composed.duration_s if mastered is None else mastered.mix.shape[0] / mastered.sample_rate
     bpm = style.track_bpm(plan, composed.bpm, midi, _estimated_bpm)
     key = style.key_label(plan, ids, lambda ids: _estimated_key(ids, encoding))
@@ -405,38 +403,49 @@ def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi
     if ctx.soundfont is None:
         return None
     from generator.audio.master import MasterSettings, master
-    from generator.audio.render import render_midi
 
     recipe = ctx.recipe
     done, total = counts()
     notify("render", plan.track_id, done, total)
     start = time.monotonic()
-    if plan.humanize:  # the audio only: the MIDI file keeps the composed timing
-        from generator.audio.humanize import humanized
-
-        midi = humanized(midi, plan.seed)
-    rendered = render_midi(midi, ctx.soundfont)
+    rendered = _render(ctx, plan, midi)
     stage_s["render"] += time.monotonic() - start
 
     notify("master", plan.track_id, done, total)
     start = time.monotonic()
-    fade_s = recipe.mastering.fade_s if composed.ending == "fade" else 0.0
     mastered = master(rendered, MasterSettings(target_lufs=recipe.mastering.target_lufs,
                                                ceiling_dbtp=recipe.mastering.ceiling_dbtp,
-                                               fade_out_s=fade_s))
+                                               fade_out_s=_fade_s(recipe, composed)))
     stage_s["master"] += time.monotonic() - start
     return mastered
 
 
+def _render(ctx: _Context, plan: TrackPlan, midi, sample_rate: int = 48000):
+    """The track's MIDI rendered, humanized if the plan says so (the audio only: the MIDI file keeps
+    the composed timing)."""
+    from generator.audio.render import render_midi
+
+    if plan.humanize:
+        from generator.audio.humanize import humanized
+
+        midi = humanized(midi, plan.seed)
+    return render_midi(midi, ctx.soundfont, sample_rate=sample_rate)
+
+
+def _fade_s(recipe: Recipe, composed: _Composed) -> float:
+    """The fade-out the track ends in (mastering.ending: fade), which its cut-downs end in too."""
+    return recipe.mastering.fade_s if composed.ending == "fade" else 0.0
+
+
 def _track_form(composed: _Composed) -> Form | None:
     """The bars of a beat-time track, which its loop and cut-downs are made of; None without bars.
-    A take that stopped early (a time budget) counts the bars it has."""
-    if composed.bpm is None or composed.meter is None or not composed.bars:
+    A take ends on a bar line, so its bars are its length in bars (fewer than planned when a time
+    budget stopped it early)."""
+    if composed.bpm is None or composed.meter is None:
         return None
     from generator.audio.edit_plan import Form
 
-    form = Form.of(composed.bpm, composed.meter, composed.bars)
-    bars = max(1, min(composed.bars, round(composed.duration_s / form.bar_s)))
+    bars = max(1, round(composed.duration_s / Form.of(composed.bpm, composed.meter, 1).bar_s))
     sections = [s for s in (composed.form.sections if composed.form else ()) if s.end_bar <= bars]
     return Form.of(composed.bpm, composed.meter, bars, sections)
 
@@ -445,17 +454,7 @@ def _edit_renderer(ctx: _Context, plan: TrackPlan) -> Render | None:
     """Renders the loop's and cut-downs' MIDI as the track was rendered (humanized if it was)."""
     if ctx.soundfont is None:
         return None
-
-    def render(midi, sample_rate: int):
-        from generator.audio.render import render_midi
-
-        if plan.humanize:
-            from generator.audio.humanize import humanized
-
-            midi = humanized(midi, plan.seed)
-        return render_midi(midi, ctx.soundfont, sample_rate=sample_rate).mix
-
-    return render
+    return lambda midi, sample_rate: _render(ctx, plan, midi, sample_rate).mix
 
 
 def loop_limits(recipe: Recipe, genre: str) -> LoopLimits:
