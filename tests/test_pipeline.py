@@ -252,6 +252,53 @@ def test_midi_only_track_is_the_same_whatever_the_run_makes(tmp_path, tiny_check
     assert midi_bytes(tmp_path / "shard") == {k: whole[k] for k in sorted(whole)[8:]}
 
 
+def test_a_failed_write_in_one_finishing_thread_stops_the_run_and_keeps_what_is_finished(tmp_path, tiny_checkpoint,
+                                                                                         no_audio_tools, monkeypatch):
+    import errno
+
+    from generator.errors import GeneratorError
+    from generator.library import pipeline
+
+    real_export, calls = pipeline._export, []
+
+    def export_then_fill_the_disk(ctx, plan, *args):
+        calls.append(plan.track_id)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+        return real_export(ctx, plan, *args)
+
+    monkeypatch.setattr(pipeline, "_export", export_then_fill_the_disk)
+    with pytest.raises(GeneratorError, match="no space left on device"):
+        midi_only_batch(tmp_path, tiny_checkpoint, "out", jobs=2)
+    out = tmp_path / "out"
+    assert len(calls) <= 4  # the other thread stopped: the queued tracks never started
+    finished = json.loads((out / "manifest.json").read_text())["tracks"]
+    assert len(finished) == len(calls) - 1  # a track already writing its files finished them
+    assert all(list((out / r["folder"]).glob("*.mid")) for r in finished.values())
+    assert not list(out.glob(".partial-*")) and not (out / ".gen.lock").exists()
+
+    monkeypatch.setattr(pipeline, "_export", real_export)
+    again = midi_only_batch(tmp_path, tiny_checkpoint, "out", jobs=2)
+    assert sorted(t.status for t in again.tracks).count("skipped") == len(finished)
+    midi_only_batch(tmp_path, tiny_checkpoint, "one_thread", jobs=1)
+    assert midi_bytes(out) == midi_bytes(tmp_path / "one_thread")
+
+
+@pytest.mark.slow
+def test_tracks_finished_side_by_side_are_the_files_one_thread_makes(tmp_path, tiny_checkpoint):
+    from generator.library.pipeline import run_batch
+    from generator.library.recipe import load_recipe
+
+    recipe = load_recipe(write_recipe(tmp_path, tiny_checkpoint, genres={"jazz": 3, "calm": 1},
+                                      outputs={"mp3": True, "stems": True, "cutdowns_s": [2], "catalogue": False}))
+    files = {}
+    for jobs in (1, 3):
+        report = run_batch(recipe, "recipe.yaml", out_dir=tmp_path / f"jobs{jobs}", jobs=jobs)
+        assert [t.status for t in report.tracks] == ["done"] * 4
+        files[jobs] = {k: (v["checksums"], v["loudness"]) for k, v in sidecars(tmp_path / f"jobs{jobs}").items()}
+    assert files[1] == files[3] and len(files[1]) == 4
+
+
 # --- bpm, meter, grid, key and humanize --------------------------------------------------------------
 
 def style_batch(tmp_path: Path, checkpoint: Path, out: str, outputs: dict | None = None, **overrides):

@@ -196,6 +196,18 @@ def test_an_mp3_that_decodes_over_the_ceiling_is_encoded_again_lower(tmp_path):
     assert relaxed["mp3_gain_db"] == 0.0 and relaxed["mp3_true_peak_dbtp"] <= -1.05
 
 
+def test_an_edit_mp3_starts_at_its_tracks_gain_but_no_lower_than_the_floor(tmp_path):
+    from generator.audio.codecs import MP3_FIRST_GAIN_MIN_DB, write_mp3_under_ceiling
+
+    audio = hot_master()  # its MP3 meets -1 dBTP from 0 dB: a start lower than that is kept, in one encode
+    level = write_mp3_under_ceiling(tmp_path / "a.mp3", audio, 48000, 320, -1.0, first_gain_db=-0.2)
+    assert level.gain_db == -0.2 and level.true_peak_dbtp <= -1.05
+    plain = write_mp3_under_ceiling(tmp_path / "b.mp3", audio, 48000, 320, -1.0)
+    assert level.integrated_lufs == pytest.approx(plain.integrated_lufs - 0.2, abs=0.02)
+    floor = write_mp3_under_ceiling(tmp_path / "c.mp3", audio, 48000, 320, -1.0, first_gain_db=-3.0)
+    assert floor.gain_db == MP3_FIRST_GAIN_MIN_DB
+
+
 # --- slow: what other tools read ------------------------------------------------------------------
 
 @pytest.mark.slow

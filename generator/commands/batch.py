@@ -29,6 +29,9 @@ def batch(
     rebuild_changed: Annotated[bool, typer.Option(
         "--rebuild-changed", help="Rebuild finished tracks that the recipe, model or SoundFont no longer make "
         "(without it such a re-run is refused with exit code 2).")] = False,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", min=1, help="Tracks finished side by side (render, master, export) while the next group "
+        "samples; default: one per CPU. The files are the same for any value.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch report as JSON on stdout.")] = False,
 ) -> None:
@@ -42,7 +45,7 @@ def batch(
     show = not quiet and not as_json
     with _progress(show) as on_progress:
         report = run_batch(recipe, str(recipe_path), out_dir=out, limit=limit, shard=shard,
-                           device=device, rebuild_changed=rebuild_changed, on_progress=on_progress)
+                           device=device, rebuild_changed=rebuild_changed, on_progress=on_progress, jobs=jobs)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=1))
     elif not quiet:

@@ -184,6 +184,7 @@ class _Job:
     settings: ExportSettings
     cover_png: bytes | None
     bars: tuple[Any, Form, Render] | None = None  # (midi, form, render): loop and cut-downs by whole bars
+    mp3_first_gain_db: float = 0.0  # the edits start at the gain their track's MP3 needed (codecs)
 
 
 def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray,
@@ -197,7 +198,7 @@ def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.
         name = f"{stem}.mp3"
         with atomic_path(job.staging / name) as tmp:
             level = write_mp3_under_ceiling(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps,
-                                            settings.ceiling_dbtp)
+                                            settings.ceiling_dbtp, job.mp3_first_gain_db)
             own = {} if tags.integrated_lufs is None else {"integrated_lufs": level.integrated_lufs}
             tag_file(tmp, job.info, replace(tags, true_peak_dbtp=level.true_peak_dbtp, **own), job.cover_png)
         written.update(mp3=name, **_mp3_record(level))
@@ -297,8 +298,9 @@ def _export_into(
     written = _write_audio_set(job, base, wav_mix, mp3_mix, full)
     files.update({k: v for k, v in written.items() if k in ("wav", "mp3")})
     files["stems"] = _write_stems(job, base, mastered, wav_mix.shape[0]) if settings.write_stems else {}
-    files["cutdowns"] = _write_cutdowns(job, base, wav_mix)
-    files["loop"] = _write_loop(job, base)
+    edits = replace(job, mp3_first_gain_db=written.get("mp3_gain_db") or 0.0)
+    files["cutdowns"] = _write_cutdowns(edits, base, wav_mix)
+    files["loop"] = _write_loop(edits, base)
     files["sidecar"] = f"{base}.json"
     lows, highs = envelope(wav_mix, WAVEFORM_POINTS)
     data = {

@@ -7,13 +7,17 @@ whole when any of its tracks is missing, and only the missing ones are exported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
+import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,12 +124,13 @@ def _write_errors_in_one_line(run: Callable[..., BatchReport]) -> Callable[..., 
 @_write_errors_in_one_line
 def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None, limit: int | None = None,
               shard: str | None = None, device: str | None = None, rebuild_changed: bool = False,
-              on_progress: Progress | None = None) -> BatchReport:
+              on_progress: Progress | None = None, jobs: int | None = None) -> BatchReport:
     """Make every planned track that is not finished yet, then (re)build the catalogue.
 
     A finished track whose fingerprint differs from what the recipe, model and SoundFont give now
     is refused (RecipeError, before anything is touched) or, with rebuild_changed, made again; a
-    finished track whose files are missing or damaged is made again.
+    finished track whose files are missing or damaged is made again. `jobs` threads finish sampled
+    tracks (render, master, export) while the next group samples; None: one per CPU.
     """
     started = time.monotonic()
     out_dir = Path(out_dir or recipe.output)
@@ -144,23 +149,16 @@ def run_batch(recipe: Recipe, recipe_label: str, *, out_dir: Path | None = None,
         _remove_partials(out_dir)
         if manifest.tracks or manifest.path.exists():
             manifest.save()  # rebuilt from the sidecars, new audio mtimes, tracks removed: else not rewritten
-        outcomes = {p.track_id: _skipped(p, manifest) for p in plans
-                    if p.track_id in manifest.tracks and p.track_id not in redo}
-        todo = [p for p in plans if p.track_id not in outcomes]
-        total, done = len(plans), len(outcomes)
+        total = len(plans)
+        ledger = _Ledger(manifest, stage_s, notify, total)
         for p in plans:
-            if p.track_id in outcomes:
-                notify("track_done", p.track_id, done, total)
+            if p.track_id in manifest.tracks and p.track_id not in redo:
+                ledger.finished(_skipped(p, manifest))
+        todo = [p for p in plans if p.track_id not in ledger.outcomes]
         if todo:
             context = _Context.load(recipe, recipe_label, device or recipe.device, fingerprints)
-            for group in _groups(todo).values():
-                members = group_of[group[0].index // GROUP_SIZE]
-                for outcome in _make_group(context, members, group, out_dir, manifest, stage_s,
-                                           notify, lambda done=done: (done, total)):
-                    outcomes[outcome.track_id] = outcome
-                    done += 1
-                    notify("track_done" if outcome.status == "done" else "track_failed",
-                           outcome.track_id, done, total)
+            _make_tracks(context, todo, group_of, out_dir, ledger, jobs or default_jobs())
+        outcomes, done = ledger.outcomes, ledger.done
         catalogue = None
         if any(o.status != "given_up" for o in outcomes.values()):
             notify("catalogue", "", done, total)
@@ -256,26 +254,103 @@ class _Context:
                    style.has_bars(model), cover)
 
 
-def _make_group(ctx: _Context, members: list[TrackPlan], wanted: list[TrackPlan], out_dir: Path,
-                manifest: Manifest, stage_s: dict[str, float], notify: Progress,
-                counts: Callable[[], tuple[int, int]]) -> list[TrackOutcome]:
-    """Sample the whole group (for determinism), then finish the wanted tracks one by one."""
-    done, total = counts()
-    notify("sample", wanted[0].track_id, done, total)
-    start = time.monotonic()
-    composed = _compose(ctx, members)
-    stage_s["sample"] += time.monotonic() - start
-    outcomes = []
-    wanted_ids = {p.track_id for p in wanted}
-    for plan, result in zip(members, composed):
-        if plan.track_id not in wanted_ids:
-            continue
-        if result.ids is None:
-            outcomes.append(TrackOutcome(plan.track_id, plan.title, plan.genre, "given_up",
-                                         rejections=list(result.rejections)))
-            continue
-        outcomes.append(_finish_track(ctx, plan, result, out_dir, manifest, stage_s, notify, counts))
-    return outcomes
+def default_jobs() -> int:
+    """Finishing threads when --jobs is not given: one per CPU this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class _Stopped(Exception):
+    """A finishing thread saw the run stop (Ctrl-C, SIGTERM, another track's failed write)."""
+
+
+@dataclass
+class _Ledger:
+    """What the finishing threads share, behind one lock: the manifest, the stage clocks, the
+    outcomes and their count for the progress callback; and the flag that tells them to stop."""
+
+    manifest: Manifest
+    stage_s: dict[str, float]
+    notify: Progress
+    total: int
+    outcomes: dict[str, TrackOutcome] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def done(self) -> int:
+        return len(self.outcomes)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, track_id: str):
+        """Announce and time one stage of a track (stage_s sums the threads' seconds); a stopped
+        run raises _Stopped here, between stages."""
+        if self.stop.is_set():
+            raise _Stopped(track_id)
+        self.notify(name, track_id, self.done, self.total)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.stage_s[name] += time.monotonic() - start
+
+    def finished(self, outcome: TrackOutcome) -> None:
+        with self.lock:
+            self.outcomes[outcome.track_id] = outcome
+            event = "track_failed" if outcome.status == "given_up" else "track_done"
+            self.notify(event, outcome.track_id, self.done, self.total)
+
+    def stop_if_failed(self, future: Future) -> None:
+        """A track that failed stops the others at their next stage."""
+        if not future.cancelled() and future.exception() is not None:
+            self.stop.set()
+
+    def record(self, track_id: str, record: dict, out_dir: Path) -> None:
+        """Enter a finished track in the manifest, and remove the folder it replaced."""
+        with self.lock:
+            previous = self.manifest.tracks.get(track_id)
+            self.manifest.add(track_id, record)
+            remove_folder(out_dir, previous, keep=record["folder"])
+
+
+def _make_tracks(ctx: _Context, todo: list[TrackPlan], group_of: dict[int, list[TrackPlan]], out_dir: Path,
+                 ledger: _Ledger, jobs: int) -> None:
+    """Sample group after group on this thread (the whole group, for determinism) while `jobs`
+    threads finish the wanted tracks already sampled. Finishing spends its time in FluidSynth, numpy
+    and LAME, which release the GIL, so the threads run side by side (BENCHMARKS.md). A failure in
+    any thread, or an interrupt, stops the rest at their next stage and is raised here."""
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gen-finish") as pool:
+        futures: list[Future] = []
+        try:
+            for group in _groups(todo).values():
+                members = group_of[group[0].index // GROUP_SIZE]
+                with ledger.stage("sample", group[0].track_id):
+                    composed = _compose(ctx, members)
+                wanted = {p.track_id for p in group}
+                for plan, result in zip(members, composed):
+                    if plan.track_id not in wanted:
+                        continue
+                    if result.ids is None:
+                        ledger.finished(TrackOutcome(plan.track_id, plan.title, plan.genre, "given_up",
+                                                     rejections=list(result.rejections)))
+                        continue
+                    future = pool.submit(_finish_track, ctx, plan, result, out_dir, ledger)
+                    future.add_done_callback(ledger.stop_if_failed)
+                    futures.append(future)
+                _raise_failure(futures)  # before sampling on
+            wait(futures)
+            _raise_failure(futures)
+        except BaseException:
+            ledger.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _raise_failure(futures: list[Future]) -> None:
+    """Raise the error of a finished track that failed (not the _Stopped of those it stopped)."""
+    failures = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
+    for error in sorted(failures, key=lambda e: isinstance(e, _Stopped)):
+        raise error
 
 
 @dataclass(frozen=True)
@@ -330,21 +405,40 @@ def _compose(ctx: _Context, members: list[TrackPlan]) -> list[_Composed]:
     return composed
 
 
-def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: Path,
-                  manifest: Manifest, stage_s: dict[str, float], notify: Progress,
-                  counts: Callable[[], tuple[int, int]]) -> TrackOutcome:
-    from generator.library.export import ExportSettings, TrackInfo, export_track
+def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: Path, ledger: _Ledger) -> None:
+    """Render, master and export one sampled track (on a finishing thread), then enter it in the
+    manifest and the ledger's outcomes."""
     from generator.tokens.tokenizer import ids_to_midi
 
-    recipe = ctx.recipe
     ids, semitones = style.in_key(plan, composed.ids, ctx.model)
-    encoding = ctx.model.encoding
-    midi = ids_to_midi(ids, programs=_programs(recipe, plan.genre), encoding=encoding, bpm=composed.bpm)
-    mastered = _render_and_master(ctx, plan, composed, midi, stage_s, notify, counts)
+    midi = ids_to_midi(ids, programs=_programs(ctx.recipe, plan.genre), encoding=ctx.model.encoding,
+                       bpm=composed.bpm)
+    mastered = _render_and_master(ctx, plan, composed, midi, ledger)
+    with ledger.stage("export", plan.track_id):
+        files, info = _export(ctx, plan, composed, ids, semitones, midi, mastered, out_dir)
+    lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
+    folder = files.folder.name
+    sidecar = files.sidecar.relative_to(out_dir).as_posix()
+    checksums = json.loads(files.sidecar.read_text(encoding="utf-8"))["checksums"]
+    ledger.record(plan.track_id, {
+        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
+        "folder": folder, "sidecar": sidecar,
+        "duration_s": round(info.duration_s, 3), "integrated_lufs": lufs,
+        "true_peak_dbtp": None if mastered is None else round(mastered.true_peak_dbtp, 2),
+        "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
+        "files": track_files(out_dir, folder, sidecar, checksums, trust_mtime=True),
+    }, out_dir)
+    ledger.finished(TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
+                                 lufs, list(composed.rejections), folder))
 
-    done, total = counts()
-    notify("export", plan.track_id, done, total)
-    start = time.monotonic()
+
+def _export(ctx: _Context, plan: TrackPlan, composed: _Composed, ids, semitones: int, midi, mastered,
+            out_dir: Path):
+    """Write the track's files (export_track); returns them and the TrackInfo they were tagged with."""
+    from generator.library.export import ExportSettings, TrackInfo, export_track
+
+    recipe = ctx.recipe
+    encoding = ctx.model.encoding
     outputs = recipe.outputs
     settings = ExportSettings(wav_sample_rate=outputs.wav_sample_rate, wav_bits=outputs.wav_bits,
                               mp3_kbps=outputs.mp3_kbps, write_wav=outputs.wav, write_mp3=outputs.mp3,
@@ -371,23 +465,7 @@ def _finish_track(ctx: _Context, plan: TrackPlan, composed: _Composed, out_dir: 
     )
     files = export_track(out_dir, info, midi, mastered, settings, cover_png=ctx.cover_png,
                          form=_track_form(composed), render=_edit_renderer(ctx, plan))
-    stage_s["export"] += time.monotonic() - start
-    folder = files.folder.name
-    lufs = None if mastered is None else round(mastered.integrated_lufs, 2)
-    sidecar = files.sidecar.relative_to(out_dir).as_posix()
-    checksums = json.loads(files.sidecar.read_text(encoding="utf-8"))["checksums"]
-    previous = manifest.tracks.get(plan.track_id)
-    manifest.add(plan.track_id, {
-        "index": plan.index, "title": plan.title, "genre": plan.genre, "seed": plan.seed,
-        "folder": folder, "sidecar": sidecar,
-        "duration_s": round(info.duration_s, 3), "integrated_lufs": lufs,
-        "true_peak_dbtp": None if mastered is None else round(mastered.true_peak_dbtp, 2),
-        "fingerprint": ctx.fingerprints[plan.track_id].as_dict(),
-        "files": track_files(out_dir, folder, sidecar, checksums, trust_mtime=True),
-    })
-    remove_folder(out_dir, previous, keep=folder)
-    return TrackOutcome(plan.track_id, plan.title, plan.genre, "done", round(info.duration_s, 2),
-                        lufs, list(composed.rejections), folder)
+    return files, info
 
 
 def renders_audio(recipe: Recipe) -> bool:
@@ -397,27 +475,19 @@ def renders_audio(recipe: Recipe) -> bool:
     return outputs.wav or outputs.mp3 or outputs.stems  # cut-downs are cut from the WAV/MP3 only
 
 
-def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi, stage_s: dict[str, float],
-                       notify: Progress, counts: Callable[[], tuple[int, int]]):
+def _render_and_master(ctx: _Context, plan: TrackPlan, composed: _Composed, midi, ledger: _Ledger):
     """The mastered audio of one track, or None when the recipe asks for no audio."""
     if ctx.soundfont is None:
         return None
     from generator.audio.master import MasterSettings, master
 
     recipe = ctx.recipe
-    done, total = counts()
-    notify("render", plan.track_id, done, total)
-    start = time.monotonic()
-    rendered = _render(ctx, plan, midi)
-    stage_s["render"] += time.monotonic() - start
-
-    notify("master", plan.track_id, done, total)
-    start = time.monotonic()
-    mastered = master(rendered, MasterSettings(target_lufs=recipe.mastering.target_lufs,
+    with ledger.stage("render", plan.track_id):
+        rendered = _render(ctx, plan, midi)
+    with ledger.stage("master", plan.track_id):
+        return master(rendered, MasterSettings(target_lufs=recipe.mastering.target_lufs,
                                                ceiling_dbtp=recipe.mastering.ceiling_dbtp,
                                                fade_out_s=_fade_s(recipe, composed)))
-    stage_s["master"] += time.monotonic() - start
-    return mastered
 
 
 def _render(ctx: _Context, plan: TrackPlan, midi, sample_rate: int = 48000):
