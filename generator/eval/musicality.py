@@ -42,6 +42,7 @@ DRIFT_WINDOW_S, DRIFT_HOP_S = 10.0, 5.0
 GRID_PER_BEAT = 12
 GRID_TOLERANCE_S = 0.025
 PERIOD_SEARCH = 0.03  # the grid's beat period is searched within +-3% of the autocorrelation's
+PERIOD_HARMONICS = 4  # ... where starts gather on the beat, its halves, thirds and quarters (beat_period_s)
 CHORD_WINDOW_S = 1.0
 CLASH_STEP_S = 0.05
 RECURRENCE_NOTES = 8
@@ -211,15 +212,20 @@ def _hits(onsets: np.ndarray, beat_s: float, phases: int = 24) -> tuple[int, flo
 
 
 def beat_period_s(starts_s: np.ndarray, lag_s: float) -> float:
-    """The period within +-3% of `lag_s` at which the note starts gather best around one phase: the
-    largest resultant length |mean exp(2 pi i t / period)|, searched in steps of 0.05%, then
+    """The period within +-3% of `lag_s` at which the note starts gather best around one phase of the
+    beat and of its halves, thirds and quarters: the largest sum of the resultant lengths
+    |mean exp(2 pi i h t / period)| for h = 1..PERIOD_HARMONICS, searched in steps of 0.05%, then
     0.005% around the best. Jittered (humanised) starts barely move it; a count of starts within
-    a few ms of a grid does, and drifts to a wrong period that catches more of the jitter."""
+    a few ms of a grid does, and drifts to a wrong period that catches more of the jitter. The beat
+    alone (h = 1) is not enough: starts spread evenly over the four sixteenths of a beat cancel there
+    (their phases are 0, 90, 180 and 270 degrees), and in 4 of 8 library pop tracks whose every start
+    is on a sixteenth at one tempo it settled 0.1% off, a grid 0.12 s adrift after a minute."""
     period = lag_s
+    harmonics = np.arange(1, PERIOD_HARMONICS + 1)[:, None, None]  # (H, 1, 1)
     for step, span in ((0.0005, PERIOD_SEARCH), (0.00005, 0.0005)):
         periods = period * (1 + np.arange(-span, span + step / 2, step))
-        resultant = np.abs(np.exp(2j * np.pi * starts_s[None, :] / periods[:, None]).mean(axis=1))
-        period = float(periods[np.argmax(resultant)])
+        phases = np.exp(2j * np.pi * harmonics * starts_s[None, None, :] / periods[None, :, None])  # (H, P, S)
+        period = float(periods[np.argmax(np.abs(phases.mean(axis=2)).sum(axis=0))])
     return period
 
 
