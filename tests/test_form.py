@@ -13,7 +13,7 @@ import pytest
 
 from generator.errors import RecipeError
 from generator.library import form as F
-from generator.library.arrange import BASS, DRUMS, arrange
+from generator.library.arrange import BASS, DRUMS, TIMEKEEPING, arrange
 from generator.library.plan import plan_tracks
 from generator.library.recipe import parse_recipe
 from generator.tokens import beat_codec, chords, vocab
@@ -193,7 +193,7 @@ def test_repeats_carry_the_first_statements_bass_and_drums_and_most_of_its_melod
     piece = beat_codec.decode_piece(ids, BEAT)
     assert len(piece.bars) == 40 and all(x.step == i * bar for i, x in enumerate(piece.bars))
     assert piece.chords == tuple((round(beat * 48), c) for beat, c in plan.changes((4, 4), (4,)))
-    assert all(BEAT.tick(n.start_s) % 12 == 0 for n in piece.notes)
+    assert all(BEAT.tick(n.start_s) % 12 == 0 or BEAT.tick(n.start_s) % 16 == 0 for n in piece.notes)  # jazz grid
     assert int(BEAT.shift_ticks(ids).sum()) == 40 * bar and ids[-1] == vocab.END
 
 
@@ -249,6 +249,37 @@ def test_each_section_grooves_on_its_most_typical_drum_bar_and_ends_on_its_own_f
     assert [x.step for x in piece.bars] == [i * 192 for i in range(9)]
 
 
+@pytest.mark.parametrize("timekeeper, pattern", [
+    ("ride", [(0, 51), (48, 51), (96, 51), (144, 51), (80, 51), (176, 51), (48, 44), (144, 44)]),
+    ("backbeat", [(b * 48 + s, 42) for b in range(4) for s in (0, 24)] + [(0, 36), (96, 36), (48, 38), (144, 38)]),
+])
+def test_time_is_kept_on_every_beat_where_the_drums_play_but_in_fills_and_the_last_bar(timekeeper, pattern):
+    plan = F.FormPlan(choice(harmony="model"), (F.Section("A", 0, 4), F.Section("B", 4, 4),
+                                                F.Section("outro", 8, 1)), (), timekeeper=timekeeper)
+    groove = [(0, 36), (60, 42), (96, 64), (120, 51)]  # kick, a hat off the beat, a conga, a ride
+    fill = [(0, 38), (48, 38), (96, 38), (144, 38)]
+    drums = [(bar * 192 + s, bar * 192 + s + 12, DRUMS, p)
+             for bar in range(4) for s, p in (groove if bar < 3 else fill)]
+    pitched = [(bar * 192, bar * 192 + 96, 0, 60) for bar in range(9)]  # B has no drums: none are added there
+    ids = arrange(_take(plan, drums + pitched), plan, (4, 4), BEAT)
+    _, replaced = TIMEKEEPING[timekeeper]
+    kept = [(s, p) for s, p in groove if p not in replaced]
+    assert kept and len(kept) < len(groove)
+    for bar in range(3):
+        assert _bar_drums(ids, bar) == sorted(pattern + kept)
+    assert _bar_drums(ids, 3) == sorted(fill)
+    assert all(_bar_drums(ids, bar) == [] for bar in range(4, 8))
+    assert _bar_drums(ids, 8) == [(0, 36), (0, 49)]  # the final downbeat: kick and crash
+
+
+def test_the_bass_plays_one_note_at_a_time_the_lowest_of_those_starting_together():
+    plan = F.FormPlan(choice(harmony="model"), (F.Section("A", 0, 2), F.Section("outro", 2, 1)), ())
+    bass = [(0, 300, BASS, 40), (0, 96, BASS, 52), (96, 192, BASS, 43), (144, 384, BASS, 45)]
+    ids = arrange(_take(plan, bass + [(0, 384, 0, 64)]), plan, (4, 4), BEAT)
+    assert [(s, e, p) for s, e, _, p, _ in _notes(ids, {BASS}, 0, 384)] == [(0, 96, 40), (96, 144, 43),
+                                                                             (144, 384, 45)]
+
+
 def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats_on_chord_tones():
     c_major, f_major, g_major = 0, 5, 7
     plan = F.FormPlan(replace(choice(), tonic=0, minor=False), (F.Section("A", 0, 2), F.Section("outro", 2, 1)),
@@ -278,9 +309,11 @@ def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats
     piece = beat_codec.decode_piece(ids, BEAT)
     assert piece.chords == tuple((round(beat * 48), c) for beat, c in plan.changes((4, 4), (4,)))
     assert [x.step for x in piece.bars] == [0, 192, 384] and all(BEAT.tick(n.start_s) % 12 == 0 for n in piece.notes)
-    # the model's own harmony: no pitch or length changes (no drums: no groove either)
+    # the model's own harmony: no pitch or length changes (no drums: no groove either) but one bass line
     own = replace(plan, choice=replace(plan.choice, harmony="model"), bar_chords=())
-    assert _notes(arrange(take, own, (4, 4), BEAT), {0, BASS}, 0, 2 * 192) == _notes(take, {0, BASS}, 0, 2 * 192)
+    assert _notes(arrange(take, own, (4, 4), BEAT), {0}, 0, 2 * 192) == _notes(take, {0}, 0, 2 * 192)
+    assert [(s, e, p) for s, e, _, p, _ in _notes(arrange(take, own, (4, 4), BEAT), {BASS}, 0, 2 * 192)] == \
+           [(0, 96, 38), (96, 240, 43), (240, 264, 45), (288, 336, 40)]
 
 
 def test_the_final_downbeat_is_struck_by_every_family_with_the_bass_on_the_keynote():

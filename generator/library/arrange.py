@@ -3,6 +3,8 @@
 The sampler composes the whole form at once with the planned chords (library/form.py); `arrange`
 then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given the plan:
 
+- **one bass line**: the bass plays one note at a time, the lowest of those starting together, each
+  ending where the next begins (the model's bass held two or three long notes at once in pop);
 - **harmony follows the plan** (planned chords only, `form.bar_chords`): at each planned change
   the bass plays the new chord's root (a bass note starting there moves to the root's nearest
   octave; else a bass note sounding into the change, off the root, ends there and a root note at
@@ -18,6 +20,13 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
   Jaccard similarity of their (step in the bar, pitch) onsets; ties to the earliest); the last bar
   keeps the pass's own drums, a fill. Each section has its own groove, the intro's and outro's too.
   Both rules come before the repeats, which so take the first statement's groove and bass;
+- **time kept** (jazz and pop, `form.TIMEKEEPERS`): in every bar where the section's drums play but
+  its fill and the last, the genre's time-keeping voices play a fixed pattern on every beat, in
+  place of the pass's own (`TIMEKEEPING`): jazz a swung ride (every beat, the skip note a triplet
+  before beats 3 and 1) and the hi-hat pedal on 2 and 4; pop the closed hi-hat on every eighth, the
+  kick on 1 and 3 and the snare on 2 and 4. The pass's other drums (congas, claps, open hats,
+  cymbals) stay. Measured on library tracks, the model's drums struck only 62% (jazz) and 72% (pop)
+  of the beats, and its snare fell as often on a sixteenth before the beat as on the backbeat;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
   families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
@@ -50,6 +59,15 @@ from generator.tokens.notes import Note
 BASS = vocab.INSTRUMENT_FAMILIES.index("bass")
 DRUMS = vocab.DRUMS_FAMILY
 CRASH, KICK = 49, 36
+# A time-keeping pattern: (drum pitch, step in the beat, which beats of the bar (0-based): "all", "odd"
+# for the 2nd and 4th, "even" for the 1st and 3rd, velocity as a share of the section's median), and
+# the drum pitches it takes over from the pass (closed, pedal or ride cymbals; kick and snare in pop).
+TIMEKEEPING: dict[str, tuple[tuple[tuple[int, int, str, float], ...], frozenset[int]]] = {
+    "ride": (((51, 0, "all", 1.0), (51, 32, "odd", 0.75), (44, 0, "odd", 0.7)),
+             frozenset({42, 44, 51, 59})),
+    "backbeat": (((42, 0, "all", 0.8), (42, 24, "all", 0.6), (36, 0, "even", 1.0), (38, 0, "odd", 1.0)),
+                 frozenset({35, 36, 37, 38, 40, 42, 44})),
+}
 BASS_RANGE = (28, 55)  # where the final keynote goes: E1..G3
 SIXTEENTH = 12  # steps: the shortest note the harmony rules leave after a cut
 MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11)  # minor: natural + raised 7th
@@ -75,11 +93,15 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
              for n in piece.notes]
     changes = list(piece.chords)
     end = form.n_bars * bar_steps
+    notes = _one_bass_line(notes)
     if form.bar_chords:
         scale = MINOR_SCALE if form.choice.minor else MAJOR_SCALE
         notes = _follow_harmony(notes, [c for c in changes if c[0] < end - bar_steps], bar_steps,
                                 frozenset((form.choice.tonic + d) % 12 for d in scale))
     notes = _grooves(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps)
+    if form.timekeeper and meter[1] == 4:
+        notes = _keep_time(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps,
+                           end - bar_steps, TIMEKEEPING[form.timekeeper])
     keep = {DRUMS} if not form.bar_chords else {BASS, DRUMS}
     first: dict[str, tuple[int, int]] = {}
     for section in form.sections:
@@ -121,6 +143,33 @@ def _grooves(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: in
     return notes
 
 
+def _keep_time(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: int, last: int,
+               timekeeping: tuple[tuple[tuple[int, int, str, float], ...], frozenset[int]]) -> list[_N]:
+    """In each section (start step, bars) whose drums play, every bar but its fill (the last bar of a
+    section of 3 bars or more) and the track's last bar: the pattern in place of the pass's own
+    time-keeping voices, at the section's median drum velocity."""
+    pattern, replaced = timekeeping
+    beats = bar_steps // vocab.STEPS_PER_BEAT
+    for start, bars in sections:
+        drums = [n for n in notes if n.family == DRUMS and start <= n.start < start + bars * bar_steps]
+        if not drums:
+            continue
+        velocity = median(n.velocity for n in drums)
+        kept_bars = [b for b in range(start, start + (bars - 1 if bars >= 3 else bars) * bar_steps, bar_steps)
+                     if b < last]
+        if not kept_bars:
+            continue
+        inside = range(kept_bars[0], kept_bars[-1] + bar_steps)
+        notes = [n for n in notes if not (n.family == DRUMS and n.pitch in replaced and n.start in inside)]
+        for bar in kept_bars:
+            for pitch, step, which, share in pattern:
+                for beat in range(beats):
+                    if which == "all" or (beat % 2 == 1) == (which == "odd"):
+                        at = bar + beat * vocab.STEPS_PER_BEAT + step
+                        notes.append(_N(at, at + SIXTEENTH, DRUMS, pitch, max(1, min(127, round(velocity * share)))))
+    return notes
+
+
 def _jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
@@ -151,6 +200,18 @@ def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], 
                     n = replace(n, pitch=min(near, key=lambda p: (abs(p - n.pitch), p)))
         out.append(n)
     return _cut_at_changes(out, changes)
+
+
+def _one_bass_line(notes: list[_N]) -> list[_N]:
+    """The bass notes as one line: of those starting together the lowest, each cut where the next starts."""
+    line: list[_N] = []
+    for n in sorted((n for n in notes if n.family == BASS), key=lambda n: (n.start, n.pitch)):
+        if line and line[-1].start == n.start:
+            continue
+        if line and line[-1].end > n.start:
+            line[-1] = replace(line[-1], end=n.start)
+        line.append(n)
+    return [n for n in notes if n.family != BASS] + line
 
 
 def _bass_on_roots(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -> list[_N]:

@@ -41,6 +41,7 @@ HOME_BONUS = 0.3  # chords_key: a recipe's first section ending on a key's home 
 # The share of each repeat's bars (at its end) whose melody is new (library/arrange.py): real
 # classical pieces and slow songs repeat less of their top line than jazz heads and pop tunes do.
 VARIED_SHARE = {"jazz": 0.25, "pop": 0.25, "classic": 0.5, "calm": 0.5}
+TIMEKEEPERS = {"jazz": "ride", "pop": "backbeat"}  # the drums' time-keeping pattern (arrange.TIMEKEEPING)
 MINOR_SHARE = {"jazz": 0.3, "pop": 0.3, "classic": 0.4, "calm": 0.3}  # of tracks in a drawn key
 
 # Progressions: bars separated by "|", two chords in a bar by a space. Numerals count from the key's
@@ -134,6 +135,7 @@ class FormPlan:
     sections: tuple[Section, ...]
     bar_chords: tuple[Bar, ...]
     varied_share: float = 0.25  # of a repeat's bars, at its end, whose melody is new (VARIED_SHARE)
+    timekeeper: str | None = None  # the genre's time-keeping drum pattern (TIMEKEEPERS); None: the groove alone
 
     def varied_bars(self, bars: int) -> int:
         """Bars at the end of a repeat of `bars` bars that keep the one pass's melody (at least 1)."""
@@ -273,7 +275,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
     """The choice fitted to the track's bars, with its harmony per bar (none for `model`)."""
     sections = fit_sections(choice, n_bars)
     if choice.harmony == "model":
-        return FormPlan(choice, sections, (), VARIED_SHARE[genre])
+        return FormPlan(choice, sections, (), VARIED_SHARE[genre], TIMEKEEPERS.get(genre))
     library = PROGRESSIONS[(genre, choice.minor)]
     given = dict(choice.given)
 
@@ -299,7 +301,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
         else:
             prog = source(section.name)
             bars += [prog[i % len(prog)] for i in range(section.bars)]
-    return FormPlan(choice, sections, tuple(bars), VARIED_SHARE[genre])
+    return FormPlan(choice, sections, tuple(bars), VARIED_SHARE[genre], TIMEKEEPERS.get(genre))
 
 
 def _outro(a: tuple[Bar, ...], given: tuple[Bar, ...] | None, library: _P, choice: FormChoice,

@@ -53,9 +53,10 @@ CHORD_NONE = CHORD + N_CHORD_TOKENS  # 514: no chord (N.C.)
 BEAT_VOCAB_SIZE = CHORD_NONE + 1  # 515
 GRID_DIVISIONS = (1, 2, 3, 4, 6, 8)  # parts of a beat an onset may fall on: each divides STEPS_PER_BEAT
 STEPS_PER_BEAT = 48  # 16ths (12), eighth triplets (16), sixteenth triplets (8), 32nds (6) all exact
-# The onset grid of a genre when a recipe or request sets none: sixteenths, and eighth triplets where
-# the genre swings or uses them.
-DEFAULT_GRIDS: dict[str, tuple[int, ...]] = {"classic": (4, 3), "jazz": (3, 4), "calm": (4,), "pop": (4,)}
+# The onset grid of a genre when a recipe or request sets none: sixteenths, eighth triplets where the
+# genre uses them, and only eighth triplets in jazz, which swings (its training pieces' off-beats are
+# mostly the swung eighth; allowed sixteenths too, the model mixed straight and swung bar to bar).
+DEFAULT_GRIDS: dict[str, tuple[int, ...]] = {"classic": (4, 3), "jazz": (3,), "calm": (4,), "pop": (4,)}
 REFERENCE_BPM = 125.0  # one step is 10 ms at this tempo
 
 
