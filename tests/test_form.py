@@ -250,7 +250,8 @@ def test_each_section_grooves_on_its_most_typical_drum_bar_and_ends_on_its_own_f
 
 
 @pytest.mark.parametrize("timekeeper, pattern", [
-    ("ride", [(0, 51), (48, 51), (96, 51), (144, 51), (80, 51), (176, 51), (48, 44), (144, 44)]),
+    ("ride", [(0, 51), (48, 51), (96, 51), (144, 51), (80, 51), (176, 51), (48, 44), (144, 44)]
+     + [(0, 35), (48, 35), (96, 35), (144, 35)]),
     ("backbeat", [(b * 48 + s, 42) for b in range(4) for s in (0, 24)] + [(0, 36), (96, 36), (48, 38), (144, 38)]),
 ])
 def test_time_is_kept_on_every_beat_where_the_drums_play_but_in_fills_and_the_last_bar(timekeeper, pattern):
