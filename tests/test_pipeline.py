@@ -284,6 +284,37 @@ def test_a_failed_write_in_one_finishing_thread_stops_the_run_and_keeps_what_is_
     assert midi_bytes(out) == midi_bytes(tmp_path / "one_thread")
 
 
+def test_a_failure_that_stops_the_run_before_the_next_group_samples_is_the_error_raised(tmp_path, tiny_checkpoint,
+                                                                                        no_audio_tools, monkeypatch):
+    import errno
+    import threading
+
+    from generator.errors import GeneratorError
+    from generator.library import pipeline
+
+    second_group_asked = threading.Event()
+
+    def fill_the_disk(*args):  # fails once the main thread has checked the first group's tracks
+        assert second_group_asked.wait(30)
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+
+    real_stage, samples = pipeline._Ledger.stage, []
+
+    def stage(self, name, track_id):
+        if name == "sample":
+            samples.append(track_id)
+            if len(samples) == 2:  # the first group's failure lands before the second group starts
+                second_group_asked.set()
+                assert self.stop.wait(30)
+        return real_stage(self, name, track_id)
+
+    monkeypatch.setattr(pipeline, "_export", fill_the_disk)
+    monkeypatch.setattr(pipeline._Ledger, "stage", stage)
+    with pytest.raises(GeneratorError, match="no space left on device"):
+        midi_only_batch(tmp_path, tiny_checkpoint, "out", jobs=2)
+    assert len(samples) == 2 and not (tmp_path / "out" / ".gen.lock").exists()
+
+
 @pytest.mark.slow
 def test_tracks_finished_side_by_side_are_the_files_one_thread_makes(tmp_path, tiny_checkpoint):
     from generator.library.pipeline import run_batch

@@ -340,17 +340,21 @@ def _make_tracks(ctx: _Context, todo: list[TrackPlan], group_of: dict[int, list[
                 _raise_failure(futures)  # before sampling on
             wait(futures)
             _raise_failure(futures)
-        except BaseException:
+        except BaseException as error:
             ledger.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(error, _Stopped):  # this thread saw the stop first: raise what caused it
+                _raise_failure(futures)
             raise
 
 
 def _raise_failure(futures: list[Future]) -> None:
-    """Raise the error of a finished track that failed (not the _Stopped of those it stopped)."""
-    failures = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
-    for error in sorted(failures, key=lambda e: isinstance(e, _Stopped)):
-        raise error
+    """Raise the error of a finished track that failed (never the _Stopped of those it stopped)."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                raise error
 
 
 @dataclass(frozen=True)
