@@ -3,8 +3,8 @@ instrument, drum hits as ticks below them (one row per drum sound), bar lines in
 
     python bench/piano_rolls.py LIBRARY:1,5 [OTHER_LIBRARY:1,5 ...] --seconds 20 --out docs/img/piano-rolls.png
 
-Tracks are numbered as in the library's manifest (1-based plan order); rows follow the order given. The tempo and bar lines are
-read from each MIDI file (`gen batch` writes one tempo and its time signatures).
+Tracks are numbered as in the library's manifest (1-based plan order); rows follow the order given.
+The tempo and bar lines are read from each MIDI file (`gen batch` writes one tempo and its time signatures).
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
 - **time kept** (jazz and pop, `form.TIMEKEEPERS`): in every bar where the section's drums play but
   its fill and the last, the genre's time-keeping voices play a fixed pattern on every beat, in
   place of the pass's own (`TIMEKEEPING`): jazz a swung ride (every beat, the skip note a triplet
-  before beats 3 and 1), the hi-hat pedal on 2 and 4 and a feathered bass drum on every beat; pop the closed hi-hat on every eighth, the
-  kick on 1 and 3 and the snare on 2 and 4. The pass's other drums (congas, claps, open hats,
-  cymbals) stay. Measured on library tracks, the model's drums struck only 62% (jazz) and 72% (pop)
-  of the beats, and its snare fell as often on a sixteenth before the beat as on the backbeat;
+  before beats 3 and 1), the hi-hat pedal on 2 and 4 and a feathered bass drum on every beat; pop
+  the closed hi-hat on every eighth, the kick on 1 and 3 and the snare on 2 and 4. The pass's other
+  drums (congas, claps, open hats, cymbals) stay. Measured on library tracks, the model's drums
+  struck only 62% (jazz) and 72% (pop) of the beats, and its snare fell as often on a sixteenth
+  before the beat as on the backbeat;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
   families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
