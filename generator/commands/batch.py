@@ -98,7 +98,7 @@ def _summary(report) -> None:
     console = Console(stderr=True)
     console.print(table)
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in report.stage_s.items())
-    console.print(f"stages: {stages}")
+    console.print(f"stages (summed over the finishing threads, which overlap): {stages}")
     if report.catalogue:
         console.print(f"catalogue: {report.catalogue}")
     sys.stderr.flush()
