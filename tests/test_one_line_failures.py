@@ -76,8 +76,8 @@ def test_a_failed_write_mid_batch_is_one_error_and_keeps_finished_tracks(tmp_pat
         written.append(path)
 
     monkeypatch.setattr(export, "write_json_atomic", fail_on_the_third_track)
-    with pytest.raises(GeneratorError) as info:
-        midi_only_batch(tmp_path, tiny_checkpoint, "out")
+    with pytest.raises(GeneratorError) as info:  # one finishing thread: exactly two tracks finish first
+        midi_only_batch(tmp_path, tiny_checkpoint, "out", jobs=1)
     message = str(info.value)
     assert type(info.value) is GeneratorError and info.value.exit_code == 1
     assert cause in message and "\n" not in message
