@@ -151,6 +151,8 @@ def _keep_time(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: 
     time-keeping voices, at the section's median drum velocity."""
     pattern, replaced = timekeeping
     beats = bar_steps // vocab.STEPS_PER_BEAT
+    hits = [(beat * vocab.STEPS_PER_BEAT + step, pitch, share) for pitch, step, which, share in pattern
+            for beat in range(beats) if which == "all" or (beat % 2 == 1) == (which == "odd")]  # in one bar
     for start, bars in sections:
         drums = [n for n in notes if n.family == DRUMS and start <= n.start < start + bars * bar_steps]
         if not drums:
@@ -163,12 +165,8 @@ def _keep_time(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: 
         inside = range(kept_bars[0], kept_bars[-1] + bar_steps)
         notes = [n for n in notes if not (n.family == DRUMS and n.pitch in replaced and n.start in inside)]
         struck = {(n.start, n.pitch) for n in notes if n.family == DRUMS}
-        for bar in kept_bars:
-            for pitch, step, which, share in pattern:
-                for beat in range(beats):
-                    at = bar + beat * vocab.STEPS_PER_BEAT + step
-                    if (which == "all" or (beat % 2 == 1) == (which == "odd")) and (at, pitch) not in struck:
-                        notes.append(_N(at, at + SIXTEENTH, DRUMS, pitch, max(1, min(127, round(velocity * share)))))
+        notes += [_N(bar + at, bar + at + SIXTEENTH, DRUMS, pitch, max(1, min(127, round(velocity * share))))
+                  for bar in kept_bars for at, pitch, share in hits if (bar + at, pitch) not in struck]
     return notes
 
 
