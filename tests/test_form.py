@@ -134,6 +134,26 @@ def test_every_plan_ends_on_its_home_chord_after_a_cadence(genre, minor):
                    plan.bar_chords[a[0].start_bar:a[0].start_bar + a[0].bars] for s in a)
 
 
+@pytest.mark.parametrize("genre", vocab.GENRES)
+@pytest.mark.parametrize("minor", [False, True])
+def test_every_a_progression_and_intro_reads_as_its_key_to_music21(genre, minor):
+    """The A section comes back three times: its chords alone (block chords, the root doubled below)
+    must name the home key (or its relative) in music21's key analysis, a tool we did not write. The
+    pop axis progression I-V-vi-IV, for one, reads as the key of its IV."""
+    music21 = pytest.importorskip("music21")
+    library = F.PROGRESSIONS[(genre, minor)]
+    for text in library["A"] + library["intro"]:
+        stream = music21.stream.Stream()
+        for bar in F.progression(text, 0):
+            for c in bar:
+                root = chords.root_of(c)
+                voicing = [48 + root] + sorted(60 + root + (p - root) % 12 for p in chords.pitch_classes(c))
+                stream.append(music21.chord.Chord(voicing, quarterLength=4 / len(bar)))
+        key = stream.analyze("key")
+        name = f"{key.tonic.name} {key.mode}"
+        assert name in (("C minor", "E- major") if minor else ("C major", "A minor")), (genre, text, name)
+
+
 def test_changes_put_the_second_chord_of_a_bar_on_the_grid():
     plan = F.FormPlan(choice(), (F.Section("A", 0, 2),), ((1, 2), (2,)))
     assert plan.changes((4, 4), (4,)) == ((0.0, 1), (2.0, 2))
@@ -273,6 +293,24 @@ def test_time_is_kept_on_every_beat_where_the_drums_play_but_in_fills_and_the_la
     assert _bar_drums(ids, 8) == [(0, 36), (0, 49)]  # the final downbeat: kick and crash
 
 
+def test_jazz_drums_top_out_at_the_genres_ceiling_and_pitched_notes_keep_their_velocity():
+    plan = F.plan_form(choice("jazz", harmony="model"), "jazz", 12)
+    assert plan.drum_ceiling == F.DRUM_CEILING["jazz"] < 127
+    assert F.plan_form(choice("pop"), "pop", 12).drum_ceiling == 127
+    loud = [(bar * 192, bar * 192 + 12, DRUMS, 35) for bar in range(12)] + [(bar * 192, bar * 192 + 96, 0, 60)
+                                                                          for bar in range(12)]
+    piece = beat_codec.BeatPiece(tuple(Note(p, BEAT.seconds(s), BEAT.seconds(e), 126, f) for s, e, f, p in loud),
+                                 beat_codec.regular_bars((4, 4), 12 * 192), ())
+    take = beat_codec.encode(piece, BEAT) + [vocab.END]
+    ids = arrange(take, plan, (4, 4), BEAT)
+    one = beat_codec.BeatPiece((Note(35, 0.0, 0.1, F.DRUM_CEILING["jazz"], DRUMS),),
+                               beat_codec.regular_bars((4, 4), 192), ())
+    ceiling = BEAT.decode(beat_codec.encode(one, BEAT))[0].velocity  # the ceiling as the encoding stores it
+    kicks = [v for start, _, _, p, v in _notes(ids, {DRUMS}, 0, 11 * 192) if p == 35 and start % 192 == 0]
+    assert kicks and set(kicks) == {ceiling} and max(v for *_, v in _notes(ids, {DRUMS}, 0, 12 * 192)) <= ceiling
+    assert _notes(ids, {0}, 0, 11 * 192) == _notes(take, {0}, 0, 11 * 192)
+
+
 def test_the_bass_plays_one_note_at_a_time_the_lowest_of_those_starting_together():
     plan = F.FormPlan(choice(harmony="model"), (F.Section("A", 0, 2), F.Section("outro", 2, 1)), ())
     bass = [(0, 300, BASS, 40), (0, 96, BASS, 52), (96, 192, BASS, 43), (144, 384, BASS, 45)]
@@ -281,7 +319,7 @@ def test_the_bass_plays_one_note_at_a_time_the_lowest_of_those_starting_together
                                                                              (144, 384, 45)]
 
 
-def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats_on_chord_tones():
+def test_harmony_follows_the_plan_bass_on_roots_clashes_cut_strong_beats_and_avoid_notes_on_chord_tones():
     c_major, f_major, g_major = 0, 5, 7
     plan = F.FormPlan(replace(choice(), tonic=0, minor=False), (F.Section("A", 0, 2), F.Section("outro", 2, 1)),
                       ((c_major,), (f_major, g_major), (c_major,)))
@@ -292,7 +330,10 @@ def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats
         (180, 200, 0, 71),  # B cut at the change leaves a sixteenth: kept
         (192, 240, 0, 61),  # Db on the bar line over F, out of key: to C
         (192, 240, 0, 62),  # D on the bar line, in the key: stays
-        (240, 288, 0, 58),  # Bb off the strong beats: stays
+        (240, 264, 0, 58),  # Bb off the strong beats, for half a beat: stays
+        (96, 192, 0, 77),  # F held for two beats over C, a semitone from its E (an avoid note): to E
+        (96, 192, 0, 62),  # D held for two beats over C, a whole tone from C and E (a ninth): stays
+        (264, 336, 0, 59),  # B half a beat over F (a semitone from its C), held on into G, a tone of it: stays
         (288, 336, 0, 68),  # Ab on the middle-of-bar change to G, out of key: to G
         (0, 96, BASS, 38),  # D on the first change: to C
         (96, 336, BASS, 43),  # G sounding into F: ends, an F takes over until the next bass note
@@ -303,7 +344,7 @@ def test_harmony_follows_the_plan_bass_on_the_roots_clashes_cut_and_strong_beats
     ids = arrange(take, plan, (4, 4), BEAT)
     got = {(s, e, f, p) for s, e, f, p, _ in _notes(ids, {0, BASS}, 0, 2 * 192)}
     assert got == {(0, 192, 0, 64), (0, 240, 0, 72), (180, 192, 0, 71), (192, 240, 0, 60), (192, 240, 0, 62),
-                   (240, 288, 0, 58), (288, 336, 0, 67),
+                   (240, 264, 0, 58), (96, 192, 0, 76), (96, 192, 0, 62), (264, 336, 0, 59), (288, 336, 0, 67),
                    (0, 96, BASS, 36), (96, 192, BASS, 43), (192, 240, BASS, 41), (240, 264, BASS, 45),
                    (288, 336, BASS, 43)}
     assert [n[-1] for n in _notes(ids, {BASS}, 192, 193)] == [n[-1] for n in _notes(take, {BASS}, 0, 1)]  # the median

@@ -11,8 +11,10 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
   the bass's median velocity takes over until the next change, bass note or that note's end); a pitched note
   starting on a strong beat (a bar line or a change) that is neither a chord tone nor in the plan's
   key (natural minor plus its raised 7th) moves to the nearest chord tone within its family's
-  range; and a pitched note sounding across a change whose new chord does not hold it ends there,
-  dropped if that leaves it under a sixteenth. So no note is held into a chord it clashes with: a
+  range, and so does an avoid note: out of the chord, a semitone from one of its tones, held under
+  it for the genre's `form.AVOID_BEATS` or more (shorter ones pass; ninths and sixths stay); and a
+  pitched note sounding across a change whose new chord does not hold it ends there, dropped if
+  that leaves it under a sixteenth. So no note is held into a chord it clashes with: a
   note held longer than 2 bars ends at the first change after them that it does not fit. With the
   model's own harmony no pitch or length changes;
 - **a groove per section** (drums): in each section of 3 bars or more the drums of every bar but the
@@ -94,11 +96,13 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
              for n in piece.notes]
     changes = list(piece.chords)
     end = form.n_bars * bar_steps
-    notes = _one_bass_line(notes)
+    notes = [replace(n, velocity=min(n.velocity, form.drum_ceiling)) if n.family == DRUMS else n
+             for n in _one_bass_line(notes)]
     if form.bar_chords:
         scale = MINOR_SCALE if form.choice.minor else MAJOR_SCALE
         notes = _follow_harmony(notes, [c for c in changes if c[0] < end - bar_steps], bar_steps,
-                                frozenset((form.choice.tonic + d) % 12 for d in scale))
+                                frozenset((form.choice.tonic + d) % 12 for d in scale),
+                                round(form.avoid_beats * vocab.STEPS_PER_BEAT))
     notes = _grooves(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps)
     if form.timekeeper and meter[1] == 4:
         notes = _keep_time(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps,
@@ -175,9 +179,10 @@ def _jaccard(a: frozenset, b: frozenset) -> float:
 
 
 def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], bar_steps: int,
-                    scale: frozenset[int]) -> list[_N]:
+                    scale: frozenset[int], avoid_steps: int) -> list[_N]:
     """The pitched notes fitted to the planned changes (step, chord): the bass on the roots, strong-beat
-    notes out of chord and key moved onto a chord tone, notes held into a chord they clash with cut."""
+    notes out of chord and key and avoid notes held `avoid_steps` moved onto a chord tone, notes held
+    into a chord they clash with cut."""
     steps = [s for s, _ in changes]
 
     def chord_at(step: int) -> int | None:
@@ -191,9 +196,14 @@ def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], 
     out = []
     for n in notes:
         chord = chord_at(n.start)
-        if n.family != DRUMS and chord is not None and (n.start % bar_steps == 0 or n.start in strong):
-            tones = chords.pitch_classes(chord)
-            if n.pitch % 12 not in tones and n.pitch % 12 not in scale:
+        tones = chords.pitch_classes(chord) if chord is not None and n.family != DRUMS else None
+        if tones and n.pitch % 12 not in tones:
+            pc = n.pitch % 12
+            after = bisect_right(steps, n.start)
+            held = min(n.end, steps[after] if after < len(steps) else n.end) - n.start  # under this chord
+            out_of_key = pc not in scale and (n.start % bar_steps == 0 or n.start in strong)
+            avoid = held >= avoid_steps and bool({(pc + 1) % 12, (pc - 1) % 12} & tones)
+            if out_of_key or avoid:
                 low, high = ranges[n.family]
                 near = [p for p in range(n.pitch - 6, n.pitch + 7) if p % 12 in tones and low <= p <= high]
                 if near:

@@ -41,7 +41,16 @@ HOME_BONUS = 0.3  # chords_key: a recipe's first section ending on a key's home 
 # The share of each repeat's bars (at its end) whose melody is new (library/arrange.py): real
 # classical pieces and slow songs repeat less of their top line than jazz heads and pop tunes do.
 VARIED_SHARE = {"jazz": 0.25, "pop": 0.25, "classic": 0.5, "calm": 0.5}
+# How long (beats) a note out of its planned chord, a semitone from one of its tones (an avoid note),
+# may be held before the arrangement moves it onto a chord tone (library/arrange.py). Calibrated on
+# the beat-check library against the real pieces' semitone-clash quartiles (QUALITY.md): jazz holds
+# its tensions longest, classical and calm music resolve them within a beat.
+AVOID_BEATS = {"jazz": 1.5, "pop": 2.0, "classic": 1.0, "calm": 1.0}
 TIMEKEEPERS = {"jazz": "ride", "pop": "backbeat"}  # the drums' time-keeping pattern (arrange.TIMEKEEPING)
+# The loudest drum hit a genre's arrangement keeps (MIDI velocity): the model's jazz kicks struck at
+# 114-126 over the brush kit, peaks that no master within 6 dB of limiting could bring to -14 LUFS
+# under -1 dBTP (QUALITY.md, library checks); brushes top out at 96.
+DRUM_CEILING = {"jazz": 96}
 MINOR_SHARE = {"jazz": 0.3, "pop": 0.3, "classic": 0.4, "calm": 0.3}  # of tracks in a drawn key
 
 # Progressions: bars separated by "|", two chords in a bar by a space. Numerals count from the key's
@@ -63,13 +72,13 @@ PROGRESSIONS: dict[tuple[str, bool], _P] = {
               "bVImaj7 | bVImaj7 | IIm7b5 | V7 | bIIImaj7 | bVImaj7 | IIm7b5 | V7"),
         "intro": ("Im7 VIm7b5 | IIm7b5 V7",), "cadence": ("IIm7b5 V7",)},
     ("pop", False): {
-        "A": ("I | V | VIm | IV", "I | VIm | IV | V", "I | IV | VIm | V"),
+        "A": ("I | V | VIm | IV | I | V | IV | I", "I | VIm | IIm | V", "I | IV | VIm | V | I | IV | V | I"),
         "B": ("IV | V | IIIm | VIm", "VIm | IV | I | V", "IV | I | V | V"),
-        "intro": ("I | IV | VIm | V",), "cadence": ("IV V",)},
+        "intro": ("I | IV | I | V",), "cadence": ("IV V",)},
     ("pop", True): {
-        "A": ("Im | bVI | bIII | bVII", "Im | bVII | bVI | bVII"),
+        "A": ("Im | bVI | bVII | V", "Im | bVII | bVI | V", "Im | bVI | bIII | bVII | Im | bVI | V | Im"),
         "B": ("bVI | bVII | bIII | Im", "bIII | bVII | IVm | Im", "bVI | bIII | bVII | V"),
-        "intro": ("Im | bVI | bIII | bVII",), "cadence": ("bVI V",)},
+        "intro": ("Im | bVII | Im | V",), "cadence": ("bVI V",)},
     ("classic", False): {
         "A": ("I | IV | V | I | VIm | IIm | V7 | I", "I | V | I | IV | IIm | V | V7 | I"),
         "B": ("V | II7 | V | V7 | VIm | IIIm | IV | V7", "VIm | IIIm | IV | I | IIm | VIm | II7 | V"),
@@ -78,14 +87,16 @@ PROGRESSIONS: dict[tuple[str, bool], _P] = {
         "A": ("Im | IVm | V | Im | bVI | IVm | V7 | Im", "Im | V | Im | IVm | bVI | IIdim | V7 | Im"),
         "B": ("bIII | bVII | bIII | bVI | IVm | Im | V | V7", "bVI | bIII | IVm | V | bVI | IVm | V | V7"),
         "intro": ("Im | IVm | Im | V",), "cadence": ("IVm V7",)},
+    # calm: a major seventh colours one chord in each phrase, not every chord (its root and seventh
+    # are a semitone apart in pitch class: held in pads for whole bars, they doubled calm's clash)
     ("calm", False): {
-        "A": ("Imaj7 | IVmaj7 | Imaj7 | IVmaj7", "I | IIIm | IV | I", "Imaj7 | VIm7 | IVmaj7 | Imaj7"),
-        "B": ("VIm7 | IVmaj7 | VIm7 | V", "IVmaj7 | IVmaj7 | VIm7 | VIm7", "IIm7 | IVmaj7 | VIm7 | V"),
-        "intro": ("Imaj7 | IVmaj7",), "cadence": ("IVmaj7 V",)},
+        "A": ("I | IVmaj7 | I | V", "I | IIIm | IV | I", "I | VIm7 | IVmaj7 | I"),
+        "B": ("VIm7 | IV | VIm7 | V", "IVmaj7 | IV | VIm7 | VIm7", "IIm7 | IVmaj7 | VIm7 | V"),
+        "intro": ("I | V",), "cadence": ("IV V",)},
     ("calm", True): {
-        "A": ("Im7 | bVImaj7 | Im7 | bVImaj7", "Im | IVm | Im | bVII", "Im7 | IVm7 | bVImaj7 | Im7"),
-        "B": ("bIIImaj7 | bVImaj7 | bIIImaj7 | IVm7", "bVImaj7 | bVII | bIIImaj7 | bIIImaj7"),
-        "intro": ("Im7 | bVImaj7",), "cadence": ("bVImaj7 V",)},
+        "A": ("Im7 | bVImaj7 | IVm7 | V", "Im | IVm | Im | bVII", "Im7 | IVm7 | bVI | V"),
+        "B": ("bIII | bVImaj7 | bIII | IVm7", "bVI | bVII | bIIImaj7 | bIII"),
+        "intro": ("Im7 | bVI | Im7 | V",), "cadence": ("bVI V",)},
 }
 _NUMERAL = re.compile(r"^([b#]?)(VII|VI|V|IV|III|II|I)(m7b5|maj7|m7|dim|aug|7|m|)$")
 _DEGREES = {"I": 0, "II": 2, "III": 4, "IV": 5, "V": 7, "VI": 9, "VII": 11}
@@ -136,6 +147,8 @@ class FormPlan:
     bar_chords: tuple[Bar, ...]
     varied_share: float = 0.25  # of a repeat's bars, at its end, whose melody is new (VARIED_SHARE)
     timekeeper: str | None = None  # the genre's time-keeping drum pattern (TIMEKEEPERS); None: the groove alone
+    avoid_beats: float = 1.0  # an avoid note held this long moves onto a chord tone (AVOID_BEATS)
+    drum_ceiling: int = 127  # the loudest drum velocity kept (DRUM_CEILING)
 
     def varied_bars(self, bars: int) -> int:
         """Bars at the end of a repeat of `bars` bars that keep the one pass's melody (at least 1)."""
@@ -275,7 +288,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
     """The choice fitted to the track's bars, with its harmony per bar (none for `model`)."""
     sections = fit_sections(choice, n_bars)
     if choice.harmony == "model":
-        return FormPlan(choice, sections, (), VARIED_SHARE[genre], TIMEKEEPERS.get(genre))
+        return FormPlan(choice, sections, (), *_genre_settings(genre))
     library = PROGRESSIONS[(genre, choice.minor)]
     given = dict(choice.given)
 
@@ -301,7 +314,12 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
         else:
             prog = source(section.name)
             bars += [prog[i % len(prog)] for i in range(section.bars)]
-    return FormPlan(choice, sections, tuple(bars), VARIED_SHARE[genre], TIMEKEEPERS.get(genre))
+    return FormPlan(choice, sections, tuple(bars), *_genre_settings(genre))
+
+
+def _genre_settings(genre: str) -> tuple[float, str | None, float, int]:
+    """FormPlan's genre settings, in its field order from varied_share."""
+    return VARIED_SHARE[genre], TIMEKEEPERS.get(genre), AVOID_BEATS[genre], DRUM_CEILING.get(genre, 127)
 
 
 def _outro(a: tuple[Bar, ...], given: tuple[Bar, ...] | None, library: _P, choice: FormChoice,
