@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile as sf
 from mutagen.wave import WAVE
@@ -97,6 +98,24 @@ def test_bars_midi_moves_clips_and_restarts_notes():
     assert (2.0, 3.0, held.pitch) in starts  # sounding across bar 2's line: starts again there, clipped at 5 s
     assert max(n.end for i in cut.instruments for n in i.notes) == pytest.approx(4.0)
     assert cut.time_signature_changes[0].numerator == 4 and cut.get_tempo_changes()[1][0] == pytest.approx(120.0)
+
+
+def test_a_loops_note_held_over_its_end_and_its_start_sustains_across_the_join():
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    pad = pretty_midi.Instrument(program=89, name="pad")
+    pad.notes = [pretty_midi.Note(60, 60, 3.0, 5.0),  # held into the loop's first bar line (bar 2, 4 s)
+                 pretty_midi.Note(60, 60, 10.0, 14.0),  # the same pitch held over its last one (bar 6, 12 s)
+                 pretty_midi.Note(60, 64, 10.0, 13.0),  # held over the end, not held at the start: cut there
+                 pretty_midi.Note(60, 67, 3.0, 6.0)]  # held at the start, not over the end: struck again at 0
+    midi.instruments.append(pad)
+
+    def notes(pm):
+        return sorted((round(n.start, 6), round(n.end, 6), n.pitch) for n in pm.instruments[0].notes)
+
+    plain = notes(bars_midi(midi, FORM, [(2, 4)]))
+    assert plain == [(0.0, 1.0, 60), (0.0, 2.0, 67), (6.0, 8.0, 60), (6.0, 8.0, 64)]
+    looped = notes(bars_midi(midi, FORM, [(2, 4)], loop=True))
+    assert looped == [(0.0, 2.0, 67), (6.0, 8.0, 64), (6.0, 9.0, 60)]  # on past the end for its twin's 1 s
 
 
 # --- audio ------------------------------------------------------------------------------------------

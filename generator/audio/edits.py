@@ -49,11 +49,18 @@ class Edit:
     facts: dict[str, Any]  # its length and where it comes from, as the sidecar states them
 
 
-def bars_midi(midi: pretty_midi.PrettyMIDI, form: Form, segments: Sequence[Segment]) -> pretty_midi.PrettyMIDI:
+def bars_midi(midi: pretty_midi.PrettyMIDI, form: Form, segments: Sequence[Segment], *,
+              loop: bool = False) -> pretty_midi.PrettyMIDI:
     """The notes of `segments` (first bar, bars) laid end to end from time 0, at the track's tempo and
     meter: a note that starts in a segment moves with it and is released at the segment's end at the
     latest; a note sounding across a segment's first bar line starts again on it. Notes only (our
-    MIDI files hold no controllers or bends)."""
+    MIDI files hold no controllers or bends).
+
+    `loop` (one segment, played end to start): a note held across the segment's last bar line whose
+    pitch the same instrument also holds across its first one is held on past the end for as long as
+    that other note sounds in the segment, and the other note is left out. Folded into the start
+    (fold_tail), it sustains there as it does in the track, instead of being released at the end
+    (a burst of release transients at the join) and struck again at the start."""
     bar_s, tol = form.bar_s, ONSET_TOLERANCE_S
     pm = pretty_midi.PrettyMIDI(resolution=midi.resolution, initial_tempo=form.bpm)
     pm.time_signature_changes.append(pretty_midi.TimeSignature(*form.meter, 0.0))
@@ -62,8 +69,17 @@ def bars_midi(midi: pretty_midi.PrettyMIDI, form: Form, segments: Sequence[Segme
     for first, bars in segments:
         lo, hi, shift = first * bar_s, (first + bars) * bar_s, (at_bar - first) * bar_s
         for source, part in zip(midi.instruments, parts):
-            part.notes += [pretty_midi.Note(n.velocity, n.pitch, max(n.start, lo) + shift, min(n.end, hi) + shift)
-                           for n in source.notes if n.start < hi - tol and n.end > lo + tol]
+            inside = [n for n in source.notes if n.start < hi - tol and n.end > lo + tol]
+            spans = {id(n): (max(n.start, lo), min(n.end, hi)) for n in inside}
+            if loop:
+                into = {n.pitch: n for n in inside if n.start < lo - tol and n.end < hi - tol}
+                for n in inside:
+                    twin = into.get(n.pitch) if n.start > lo + tol and n.end > hi + tol else None
+                    if twin is not None:
+                        spans[id(n)] = (n.start, hi + twin.end - lo)
+                        spans.pop(id(twin), None)
+            part.notes += [pretty_midi.Note(n.velocity, n.pitch, spans[id(n)][0] + shift, spans[id(n)][1] + shift)
+                           for n in inside if id(n) in spans]
         at_bar += bars
     pm.instruments = [part for part in parts if part.notes]
     return pm
@@ -117,7 +133,7 @@ def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_r
     if segment is None:
         return None
     frames = form.frames(segment[1], sample_rate)
-    rendered = to_stereo(render(bars_midi(midi, form, [segment]), sample_rate))
+    rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
     audio, lufs, peak, reached = master_edit(fold_tail(rendered, frames), sample_rate, settings, circular=True)
     facts = {"bars": segment[1], "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
              "duration_s": frames / sample_rate, "bar_s": form.bar_s,
