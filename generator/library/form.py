@@ -42,9 +42,9 @@ HOME_BONUS = 0.3  # chords_key: a recipe's first section ending on a key's home 
 # classical pieces and slow songs repeat less of their top line than jazz heads and pop tunes do.
 VARIED_SHARE = {"jazz": 0.25, "pop": 0.25, "classic": 0.5, "calm": 0.5}
 # How long (beats) a note out of its planned chord, a semitone from one of its tones (an avoid note),
-# may be held before the arrangement moves it onto a chord tone (library/arrange.py). Calibrated on
-# the beat-check library against the real pieces' semitone-clash quartiles (QUALITY.md): jazz holds
-# its tensions longest, classical and calm music resolve them within a beat.
+# may be held before the arrangement moves it onto a chord tone (library/arrange.py). Chosen on the
+# beat-check library so that each genre's semitone-clash rate lands inside its real pieces' quartiles
+# (QUALITY.md): at one beat everywhere, jazz and pop came out cleaner than their real pieces.
 AVOID_BEATS = {"jazz": 1.5, "pop": 2.0, "classic": 1.0, "calm": 1.0}
 TIMEKEEPERS = {"jazz": "ride", "pop": "backbeat"}  # the drums' time-keeping pattern (arrange.TIMEKEEPING)
 # The loudest drum hit a genre's arrangement keeps (MIDI velocity): the model's jazz kicks struck at
@@ -288,7 +288,7 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
     """The choice fitted to the track's bars, with its harmony per bar (none for `model`)."""
     sections = fit_sections(choice, n_bars)
     if choice.harmony == "model":
-        return FormPlan(choice, sections, (), *_genre_settings(genre))
+        return FormPlan(choice, sections, (), **_genre_settings(genre))
     library = PROGRESSIONS[(genre, choice.minor)]
     given = dict(choice.given)
 
@@ -314,12 +314,13 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
         else:
             prog = source(section.name)
             bars += [prog[i % len(prog)] for i in range(section.bars)]
-    return FormPlan(choice, sections, tuple(bars), *_genre_settings(genre))
+    return FormPlan(choice, sections, tuple(bars), **_genre_settings(genre))
 
 
-def _genre_settings(genre: str) -> tuple[float, str | None, float, int]:
-    """FormPlan's genre settings, in its field order from varied_share."""
-    return VARIED_SHARE[genre], TIMEKEEPERS.get(genre), AVOID_BEATS[genre], DRUM_CEILING.get(genre, 127)
+def _genre_settings(genre: str) -> dict[str, Any]:
+    """FormPlan's fields that follow from the genre."""
+    return {"varied_share": VARIED_SHARE[genre], "timekeeper": TIMEKEEPERS.get(genre),
+            "avoid_beats": AVOID_BEATS[genre], "drum_ceiling": DRUM_CEILING.get(genre, 127)}
 
 
 def _outro(a: tuple[Bar, ...], given: tuple[Bar, ...] | None, library: _P, choice: FormChoice,
