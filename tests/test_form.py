@@ -293,6 +293,24 @@ def test_time_is_kept_on_every_beat_where_the_drums_play_but_in_fills_and_the_la
     assert _bar_drums(ids, 8) == [(0, 36), (0, 49)]  # the final downbeat: kick and crash
 
 
+def test_a_family_strikes_at_most_six_notes_at_once_and_no_cluster():
+    c_major = 0
+    plan = F.FormPlan(replace(choice(), tonic=0, minor=False), (F.Section("A", 0, 1), F.Section("outro", 1, 1)),
+                      ((c_major,), (c_major,)))
+    cluster = [(0, 96, 0, p) for p in range(86, 97)]  # D6..C7, eleven semitones at once (the model's)
+    voicing = [(96, 192, 0, p) for p in (48, 55, 64, 67, 74, 76)]  # six notes, none a semitone apart: stays
+    strings = [(96, 120, 2, 69), (96, 120, 2, 70),  # A and Bb: one semitone, left alone
+               *[(120, 144, 2, p) for p in (55, 64, 69, 70)],  # a voicing with one semitone in it: stays
+               *[(144, 168, 2, p) for p in (60, 62, 63, 64)]]  # D Eb E: three within a whole tone
+    ids = arrange(_take(plan, cluster + voicing + strings), plan, (4, 4), BEAT)
+    struck = _notes(ids, {0}, 0, 96)
+    assert [p for _, _, _, p, _ in struck] == [86, 88, 91, 93, 96]  # top, bottom, G and E (its tones), then A
+    assert [p for _, _, _, p, _ in _notes(ids, {0}, 96, 192)] == [48, 55, 64, 67, 74, 76]
+    assert [(s, p) for s, _, _, p, _ in _notes(ids, {2}, 96, 192)] == [(96, 69), (96, 70), (120, 55), (120, 64),
+                                                                        (120, 69), (120, 70), (144, 60), (144, 63),
+                                                                        (144, 64)]
+
+
 def test_jazz_drums_top_out_at_the_genres_ceiling_and_pitched_notes_keep_their_velocity():
     plan = F.plan_form(choice("jazz", harmony="model"), "jazz", 12)
     assert plan.drum_ceiling == F.DRUM_CEILING["jazz"] < 127

@@ -17,6 +17,8 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
   that leaves it under a sixteenth. So no note is held into a chord it clashes with: a
   note held longer than 2 bars ends at the first change after them that it does not fit. With the
   model's own harmony no pitch or length changes;
+- **playable chords** (any harmony): of the notes one pitched family but the bass starts together, at
+  most MAX_VOICES, and no three within a whole tone (the model struck clusters of up to 23 notes);
 - **a groove per section** (drums): in each section of 3 bars or more the drums of every bar but the
   last play the section's most typical bar (the medoid of those bars: the most alike the others by
   Jaccard similarity of their (step in the bar, pitch) onsets; ties to the earliest); the last bar
@@ -73,6 +75,7 @@ TIMEKEEPING: dict[str, tuple[tuple[tuple[int, int, str, float], ...], frozenset[
 }
 BASS_RANGE = (28, 55)  # where the final keynote goes: E1..G3
 SIXTEENTH = 12  # steps: the shortest note the harmony rules leave after a cut
+MAX_VOICES = 6  # notes one pitched family strikes at once: a player's chord (the model struck clusters of 10-23)
 MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11)  # minor: natural + raised 7th
 
 
@@ -103,6 +106,7 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
         notes = _follow_harmony(notes, [c for c in changes if c[0] < end - bar_steps], bar_steps,
                                 frozenset((form.choice.tonic + d) % 12 for d in scale),
                                 round(form.avoid_beats * vocab.STEPS_PER_BEAT))
+    notes = _playable_chords(notes, changes)
     notes = _grooves(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps)
     if form.timekeeper and meter[1] == 4:
         notes = _keep_time(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps,
@@ -210,6 +214,37 @@ def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], 
                     n = replace(n, pitch=min(near, key=lambda p: (abs(p - n.pitch), p)))
         out.append(n)
     return _cut_at_changes(out, changes)
+
+
+def _playable_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]]) -> list[_N]:
+    """Of the notes one pitched family (not the bass) starts together, at most MAX_VOICES and no cluster:
+    the highest and the lowest first, then the chord's tones, then the rest, each from the top, a note
+    left out when one already kept has its pitch or when it would make three within a whole tone (a
+    single semitone, as in many jazz voicings, stays)."""
+    steps = [s for s, _ in changes]
+    groups: dict[tuple[int, int], list[_N]] = {}
+    for n in notes:
+        if n.family not in (BASS, DRUMS):
+            groups.setdefault((n.family, n.start), []).append(n)
+    dropped: set[int] = set()
+    for (_, start), group in groups.items():
+        if len(group) < 3:
+            continue
+        i = bisect_right(steps, start) - 1
+        tones = chords.pitch_classes(changes[i][1]) if i >= 0 and changes[i][1] is not None else frozenset()
+        down = sorted(group, key=lambda n: -n.pitch)
+        kept: list[_N] = []
+        for n in [down[0], down[-1]] + sorted(down[1:-1], key=lambda n: n.pitch % 12 not in tones):
+            if len(kept) < MAX_VOICES and not _clustered(n.pitch, [k.pitch for k in kept]):
+                kept.append(n)
+        dropped |= {id(n) for n in group} - {id(n) for n in kept}
+    return [n for n in notes if id(n) not in dropped]
+
+
+def _clustered(pitch: int, kept: Sequence[int]) -> bool:
+    """`pitch` is in `kept`, or it and two of them lie within a whole tone."""
+    near = sorted([k for k in kept if abs(k - pitch) <= 2] + [pitch])
+    return pitch in kept or any(near[i + 2] - near[i] <= 2 for i in range(len(near) - 2))
 
 
 def _one_bass_line(notes: list[_N]) -> list[_N]:
