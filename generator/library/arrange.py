@@ -188,18 +188,13 @@ def _follow_harmony(notes: list[_N], changes: Sequence[tuple[int, int | None]], 
     notes out of chord and key and avoid notes held `avoid_steps` moved onto a chord tone, notes held
     into a chord they clash with cut."""
     steps = [s for s, _ in changes]
-
-    def chord_at(step: int) -> int | None:
-        i = bisect_right(steps, step) - 1
-        return changes[i][1] if i >= 0 else None
-
     notes = _bass_on_roots(notes, changes)
     ranges = {f: (min(n.pitch for n in notes if n.family == f), max(n.pitch for n in notes if n.family == f))
               for f in {n.family for n in notes}}
     strong = set(steps)
     out = []
     for n in notes:
-        chord = chord_at(n.start)
+        chord = _chord_at(changes, steps, n.start)
         tones = chords.pitch_classes(chord) if chord is not None and n.family != DRUMS else None
         if tones and n.pitch % 12 not in tones:
             pc = n.pitch % 12
@@ -230,8 +225,8 @@ def _playable_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]])
     for (_, start), group in groups.items():
         if len(group) < 3:
             continue
-        i = bisect_right(steps, start) - 1
-        tones = chords.pitch_classes(changes[i][1]) if i >= 0 and changes[i][1] is not None else frozenset()
+        chord = _chord_at(changes, steps, start)
+        tones = chords.pitch_classes(chord) if chord is not None else frozenset()
         down = sorted(group, key=lambda n: -n.pitch)
         kept: list[_N] = []
         for n in [down[0], down[-1]] + sorted(down[1:-1], key=lambda n: n.pitch % 12 not in tones):
@@ -239,6 +234,12 @@ def _playable_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]])
                 kept.append(n)
         dropped |= {id(n) for n in group} - {id(n) for n in kept}
     return [n for n in notes if id(n) not in dropped]
+
+
+def _chord_at(changes: Sequence[tuple[int, int | None]], steps: Sequence[int], step: int) -> int | None:
+    """The chord in force at `step` (`steps`: the changes' steps); None before the first change."""
+    i = bisect_right(steps, step) - 1
+    return changes[i][1] if i >= 0 else None
 
 
 def _clustered(pitch: int, kept: Sequence[int]) -> bool:
