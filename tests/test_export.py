@@ -29,7 +29,7 @@ def test_export_writes_every_file_and_a_complete_sidecar(tmp_path):
     assert (data["schema"], data["schema_version"]) == ("gen.track", 1)
     assert data["track"]["title"] == info.title and data["track"]["tags"] == list(info.tags)
     loudness = dict(data["loudness"])
-    assert loudness.pop("mp3_gain_db") == 0.0 and loudness.pop("mp3_true_peak_dbtp") < -1.0  # nothing to lower
+    assert loudness.pop("mp3_peak_trim_db") == 0.0 and loudness.pop("mp3_true_peak_dbtp") < -1.0  # nothing to lower
     assert loudness.pop("mp3_integrated_lufs") is not None
     assert loudness == {"integrated_lufs": -14.0, "true_peak_dbtp": -1.2, "gain_db": 3.5,
                         "reached_target": True, "note": "reached -14 LUFS"}

@@ -108,6 +108,29 @@ def master(rendered: Rendered, settings: MasterSettings) -> Mastered:
     return _apply(rendered, fade * env, gain_db, reached, ok, note)
 
 
+def lower_peaks(audio: np.ndarray, sample_rate: int, by_db: float) -> np.ndarray:
+    """audio (N, C) with its true peak lowered by -by_db dB through the mastering limiter, at its own
+    integrated loudness: the limiter's gain comes back everywhere but at the peaks, so a file that must
+    peak lower (an MP3 whose codec rings over the ceiling) does not also turn quieter. Audio too short
+    or too quiet to measure is lowered by a plain gain instead."""
+    if by_db >= 0.0:
+        return audio
+    x = _as_2d(audio).astype(np.float64)
+    reach_db = 1.0 - by_db  # only peaks this close to the top are oversampled: the limiter touches no other
+    sample_peak = float(np.abs(x).max(initial=0.0))
+    peaks = _peak_envelope(x, sample_rate, sample_peak * 10 ** (-(reach_db + TP_MARGIN_DB) / 20))
+    power = _k_weighted_power(x, sample_rate)
+    lufs = _gated_lufs(power, sample_rate)
+    if not (peaks.max(initial=0.0) > 0.0 and math.isfinite(lufs) and -70.0 < lufs < 0.0):
+        return (audio * 10 ** (by_db / 20)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        peaks_db = 20 * np.log10(peaks)
+    settings = MasterSettings(target_lufs=lufs, ceiling_dbtp=min(0.0, float(peaks_db.max()) + by_db + TP_MARGIN_DB),
+                              max_gain_reduction_db=reach_db)
+    _, env, _ = _gain_to_target(x, peaks_db, power, 0.0, reach_db + by_db, settings, sample_rate)
+    return (x * env[:, None]).astype(np.float32)
+
+
 def _gain_to_target(x: np.ndarray, peaks_db: np.ndarray, power: np.ndarray, gain_db: float, max_gain_db: float,
                     s: MasterSettings, sr: int) -> tuple[float, np.ndarray, float]:
     """Static gain, total envelope (N,) and loudness reached: the target after limiting, or as near

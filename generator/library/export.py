@@ -5,8 +5,9 @@ renamed into place only when every file, the sidecar last, is written: a failure
 leaves a visible half-written track, and a re-run replaces the old folder as a whole.
 
 MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement. Each MP3 is
-decoded and measured after encoding and encoded again, lower, if it passes the true-peak ceiling
-(audio.codecs.write_mp3_under_ceiling); the sidecar records what it measures. Every audio file is
+decoded and measured after encoding and, if it passes the true-peak ceiling, encoded again with its
+peaks limited lower at the same loudness (audio.codecs.write_mp3_under_ceiling); the sidecar records
+what it measures. Every audio file is
 tagged (library/tags.py) with its version: full, the cut-down's seconds, loop, or stem:<role>.
 The loop and the cut-downs are made by audio/edits.py, each mastered on its own and tagged with its
 own loudness: a beat-time track's (given its `form` and a `render`) by whole bars, re-rendered from
@@ -184,13 +185,13 @@ class _Job:
     settings: ExportSettings
     cover_png: bytes | None
     bars: tuple[Any, Form, Render] | None = None  # (midi, form, render): loop and cut-downs by whole bars
-    mp3_first_gain_db: float = 0.0  # the edits start at the gain their track's MP3 needed (codecs)
+    mp3_first_trim_db: float = 0.0  # the edits start at the peak trim their track's MP3 needed (codecs)
 
 
 def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.ndarray,
                      tags: FileTags) -> dict[str, Any]:
     """WAV and/or MP3 of one signal, tagged; returns {'wav': name, 'mp3': name, 'mp3_true_peak_dbtp': ..,
-    'mp3_gain_db': .., 'mp3_integrated_lufs': ..} of what it wrote."""
+    'mp3_peak_trim_db': .., 'mp3_integrated_lufs': ..} of what it wrote."""
     settings, written = job.settings, {}
     if settings.write_wav:
         written["wav"] = _write_wav(job, f"{stem}.wav", wav_audio, tags)
@@ -198,7 +199,7 @@ def _write_audio_set(job: _Job, stem: str, wav_audio: np.ndarray, mp3_audio: np.
         name = f"{stem}.mp3"
         with atomic_path(job.staging / name) as tmp:
             level = write_mp3_under_ceiling(tmp, mp3_audio, settings.mp3_sample_rate, settings.mp3_kbps,
-                                            settings.ceiling_dbtp, job.mp3_first_gain_db)
+                                            settings.ceiling_dbtp, job.mp3_first_trim_db)
             own = {} if tags.integrated_lufs is None else {"integrated_lufs": level.integrated_lufs}
             tag_file(tmp, job.info, replace(tags, true_peak_dbtp=level.true_peak_dbtp, **own), job.cover_png)
         written.update(mp3=name, **_mp3_record(level))
@@ -214,7 +215,7 @@ def _write_wav(job: _Job, rel: str, audio: np.ndarray, tags: FileTags) -> str:
 
 
 def _mp3_record(level: Mp3Level) -> dict[str, float]:
-    return {"mp3_true_peak_dbtp": round(level.true_peak_dbtp, 3), "mp3_gain_db": round(level.gain_db, 3),
+    return {"mp3_true_peak_dbtp": round(level.true_peak_dbtp, 3), "mp3_peak_trim_db": round(level.peak_trim_db, 3),
             "mp3_integrated_lufs": round(level.integrated_lufs, 3)}
 
 
@@ -298,7 +299,7 @@ def _export_into(
     written = _write_audio_set(job, base, wav_mix, mp3_mix, full)
     files.update({k: v for k, v in written.items() if k in ("wav", "mp3")})
     files["stems"] = _write_stems(job, base, mastered, wav_mix.shape[0]) if settings.write_stems else {}
-    edits = replace(job, mp3_first_gain_db=written.get("mp3_gain_db") or 0.0)
+    edits = replace(job, mp3_first_trim_db=written.get("mp3_peak_trim_db") or 0.0)
     files["cutdowns"] = _write_cutdowns(edits, base, wav_mix)
     files["loop"] = _write_loop(edits, base)
     files["sidecar"] = f"{base}.json"
@@ -310,8 +311,7 @@ def _export_into(
             "integrated_lufs": float(mastered.integrated_lufs), "true_peak_dbtp": float(mastered.true_peak_dbtp),
             "gain_db": float(mastered.gain_db), "reached_target": bool(mastered.reached_target),
             "note": str(mastered.note),
-            "mp3_true_peak_dbtp": written.get("mp3_true_peak_dbtp"), "mp3_gain_db": written.get("mp3_gain_db"),
-            "mp3_integrated_lufs": written.get("mp3_integrated_lufs"),
+            **{key: written.get(key) for key in ("mp3_true_peak_dbtp", "mp3_peak_trim_db", "mp3_integrated_lufs")},
         },
         "audio": {
             "duration_s": round(duration_s, 6), "frames": int(wav_mix.shape[0]),
@@ -339,7 +339,7 @@ def _export_midi_only(
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generator": f"gen {__version__}",
         "track": track_json,
         "loudness": {"integrated_lufs": None, "true_peak_dbtp": None, "gain_db": None, "reached_target": None,
-                     "note": "MIDI only: no audio rendered", "mp3_true_peak_dbtp": None, "mp3_gain_db": None,
+                     "note": "MIDI only: no audio rendered", "mp3_true_peak_dbtp": None, "mp3_peak_trim_db": None,
                      "mp3_integrated_lufs": None},
         "audio": {"duration_s": round(duration_s, 6), "frames": None, "wav_sample_rate": None, "wav_bits": None,
                   "mp3_sample_rate": None, "mp3_kbps": None},

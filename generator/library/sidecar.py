@@ -8,12 +8,12 @@ Schema (version 1), all paths relative to the sidecar's folder, POSIX separators
             library: {name, artist, album, composer, publisher, copyright, year, licence_url},
             sections: [{name, start_bar, bars, start_s, end_s}] (a track with a form, else [])},
   "loudness": {integrated_lufs, true_peak_dbtp, gain_db, reached_target, note,
-               mp3_true_peak_dbtp, mp3_gain_db, mp3_integrated_lufs},  # the decoded MP3's, its re-encode gain
+               mp3_true_peak_dbtp, mp3_peak_trim_db, mp3_integrated_lufs},  # the decoded MP3's; its peak trim
   "audio": {duration_s, frames, wav_sample_rate, wav_bits, mp3_sample_rate, mp3_kbps},
   "files": {midi, wav, mp3, sidecar: paths or null, stems: {role: path},
             cutdowns: {"60": {"duration_s": 61.23, "nominal_s": 60.0, "bars": 24 or null, "frames",
                               "length_rule", "integrated_lufs", "true_peak_dbtp", "reached_target",
-                              "wav": path, "mp3": path, "mp3_true_peak_dbtp": -1.1, "mp3_gain_db": 0.0,
+                              "wav": path, "mp3": path, "mp3_true_peak_dbtp": -1.1, "mp3_peak_trim_db": 0.0,
                               "mp3_integrated_lufs": -14.02,
                               with bars also "segments", "bar_s", "music_s", "ring_out_s"}, ...},
             loop: null or {"bars", "start_bar", "frames", "sample_rate", "duration_s", "bar_s",
