@@ -376,6 +376,33 @@ def test_harmony_follows_the_plan_bass_on_roots_clashes_cut_strong_beats_and_avo
            [(0, 96, 38), (96, 240, 43), (240, 264, 45), (288, 336, 40)]
 
 
+def test_calm_pianos_left_hand_plays_the_chord_in_force_broken_in_eighths():
+    assert F.plan_form(choice("calm"), "calm", 12).accompaniment == "broken_chords"
+    assert F.plan_form(choice("jazz"), "jazz", 12).accompaniment is None
+    c_major, f_major, g_major = 0, 5, 7
+    plan = F.FormPlan(replace(choice("calm"), tonic=0, minor=False), (F.Section("A", 0, 2), F.Section("outro", 2, 1)),
+                      ((c_major,), (f_major, g_major), (c_major,)), accompaniment="broken_chords")
+    melody = [(0, 96, 0, 76), (96, 192, 0, 72), (192, 288, 0, 77)]  # the right hand: stays
+    low = [(0, 192, 0, 48), (192, 240, 0, 53)]  # under middle C: the left hand's place, they go
+    ids = arrange(_take(plan, melody + low), plan, (4, 4), BEAT)
+    got = _notes(ids, {0}, 0, 2 * 192)
+    # C: root C3, G3, C4, E4, G4 and back; F (two beats) then G (two beats), each from its own root
+    left = [(0, 192, 48), (24, 168, 55), (48, 144, 60), (72, 120, 64), (96, 192, 67), (120, 192, 64),
+            (144, 192, 60), (168, 192, 55),
+            (192, 288, 41), (216, 288, 48), (240, 288, 53), (264, 288, 57),
+            (288, 384, 62), (312, 384, 59), (336, 384, 55), (360, 384, 50)]
+    assert [(s, e, p) for s, e, _, p, _ in got] == sorted(left + [(s, e, p) for s, e, _, p in melody])
+    velocity = {s: v for s, _, _, p, v in got if p < 70 and s % 24 == 0 and (s, p) != (96, 72)}
+    assert velocity[0] == velocity[192] > velocity[24] == velocity[360]  # the bar line a little stronger
+    # in 3/4, six eighths: up to the tenth and back; a Cmaj7's B stays out (over C it reads as a clash)
+    c_maj7 = chords.chord_named("Cmaj7")
+    waltz = F.FormPlan(plan.choice, (F.Section("A", 0, 1), F.Section("outro", 1, 1)), ((c_maj7,), (c_major,)),
+                       accompaniment="broken_chords")
+    three = arrange(_take(waltz, [(0, 144, 0, 76)], meter=(3, 4)), waltz, (3, 4), BEAT)
+    assert [(s, p) for s, _, _, p, _ in _notes(three, {0}, 0, 144) if p < 70] == \
+           [(0, 48), (24, 55), (48, 60), (72, 64), (96, 60), (120, 55)]
+
+
 def test_the_final_downbeat_is_struck_by_every_family_with_the_bass_on_the_keynote():
     c = replace(choice("pop"), tonic=2, minor=True)
     plan = F.plan_form(c, "pop", 24)

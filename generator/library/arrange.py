@@ -32,6 +32,11 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
   drums (congas, claps, open hats, cymbals) stay. Measured on library tracks, the model's drums
   struck only 62% (jazz) and 72% (pop) of the beats, and its snare fell as often on a sixteenth
   before the beat as on the backbeat;
+- **broken chords** (calm, `form.ACCOMPANIMENT`): in every bar but the last the piano's left hand
+  plays the chord in force one tone every eighth (root in E2..D#3, fifth, octave, tenth, twelfth,
+  and back down), ringing to the bar line or the next change as under a
+  pedal; the pass's piano notes under middle C in those bars give way to it. Calm has no drums, and
+  its takes held pads under a sparse melody: pulse clarity 0.26 on the library, real calm 0.63;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
   families (the melody and its accompaniment) but in the section's last bars (form.VARIED_SHARE of
@@ -62,6 +67,7 @@ from generator.tokens.encoding import Encoding
 from generator.tokens.notes import Note
 
 BASS = vocab.INSTRUMENT_FAMILIES.index("bass")
+PIANO = vocab.INSTRUMENT_FAMILIES.index("piano")
 DRUMS = vocab.DRUMS_FAMILY
 CRASH, KICK = 49, 36
 # A time-keeping pattern: (drum pitch, step in the beat, which beats of the bar (0-based): "all", "odd"
@@ -76,6 +82,14 @@ TIMEKEEPING: dict[str, tuple[tuple[tuple[int, int, str, float], ...], frozenset[
 BASS_RANGE = (28, 55)  # where the final keynote goes: E1..G3
 SIXTEENTH = 12  # steps: the shortest note the harmony rules leave after a cut
 MAX_VOICES = 6  # notes one pitched family strikes at once: a player's chord (the model struck clusters of 10-23)
+# Broken chords (form.ACCOMPANIMENT): the piano's left hand, one chord tone every eighth, each bar
+# climbing from the root to the top of its ladder and back. The root goes in A2..G#3, under the calm
+# piano's melody (its 5th percentile over 20 library tracks is E4); the pass's own piano notes below
+# middle C give way to it.
+BROKEN_CHORD_ROOTS = (40, 51)  # E2..D#3: the ladder's top is then at most D5
+LEFT_HAND_TOP = 60
+BROKEN_CHORD_VELOCITY = 0.8  # of the piano's median velocity: under the melody
+EIGHTH = vocab.STEPS_PER_BEAT // 2
 MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11)  # minor: natural + raised 7th
 
 
@@ -111,6 +125,8 @@ def arrange(ids: Sequence[int], form: FormPlan, meter: tuple[int, int], encoding
     if form.timekeeper and meter[1] == 4:
         notes = _keep_time(notes, [(s.start_bar * bar_steps, s.bars) for s in form.sections], bar_steps,
                            end - bar_steps, TIMEKEEPING[form.timekeeper])
+    if form.accompaniment == "broken_chords":
+        notes = _broken_chords(notes, changes, bar_steps, end - bar_steps)
     keep = {DRUMS} if not form.bar_chords else {BASS, DRUMS}
     first: dict[str, tuple[int, int]] = {}
     for section in form.sections:
@@ -176,6 +192,48 @@ def _keep_time(notes: list[_N], sections: Sequence[tuple[int, int]], bar_steps: 
         notes += [_N(bar + at, bar + at + SIXTEENTH, DRUMS, pitch, max(1, min(127, round(velocity * share))))
                   for bar in kept_bars for at, pitch, share in hits if (bar + at, pitch) not in struck]
     return notes
+
+
+def _broken_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]], bar_steps: int,
+                   last: int) -> list[_N]:
+    """Every bar before the last: the piano's left hand plays the chord in force as a broken chord,
+    one note every eighth (root, fifth, octave, tenth, twelfth; then back down), each ringing as under a
+    pedal changed at the bar line and at each change of chord. The pass's piano notes under
+    LEFT_HAND_TOP that start in those bars go: the left hand is this pattern."""
+    steps = [step for step, _ in changes]
+    piano = [n.velocity for n in notes if n.family == PIANO]
+    velocity = max(1, round((median(piano) if piano else 64) * BROKEN_CHORD_VELOCITY))
+    eighths = bar_steps // EIGHTH
+    played: list[_N] = []
+    for bar in range(0, last, bar_steps):
+        for k in range(eighths):
+            at = bar + k * EIGHTH
+            chord = _chord_at(changes, steps, at)
+            if chord is None:
+                continue
+            ladder = _ladder(chord)
+            pedal = min([bar + bar_steps] + [step for step in steps if at < step < bar + bar_steps])
+            played.append(_N(at, pedal, PIANO, ladder[min(k, eighths - k, len(ladder) - 1)],
+                             velocity + (8 if k == 0 else 0)))
+    notes = [n for n in notes if not (n.family == PIANO and n.pitch < LEFT_HAND_TOP and n.start < last)]
+    # a pitch struck again ends where it is struck again
+    played.sort(key=lambda n: (n.pitch, n.start))
+    for i, (a, b) in enumerate(zip(played, played[1:])):
+        if a.pitch == b.pitch and b.start < a.end:
+            played[i] = replace(a, end=b.start)
+    return notes + played
+
+
+def _ladder(chord: int) -> list[int]:
+    """A chord spread for a broken-chord left hand: root (in BROKEN_CHORD_ROOTS), fifth, octave, tenth,
+    twelfth: the chord's own third and fifth (minor, diminished, augmented); its seventh stays with
+    the pads, since over the root an octave below a major seventh reads as a semitone clash."""
+    root_pc, pcs = chords.root_of(chord), chords.pitch_classes(chord)
+    root = BROKEN_CHORD_ROOTS[0] + (root_pc - BROKEN_CHORD_ROOTS[0]) % 12
+    above = {(pc - root_pc) % 12 for pc in pcs}
+    third = 3 if 3 in above and 4 not in above else 4
+    fifth = next((i for i in (7, 6, 8) if i in above), 7)
+    return [root, root + fifth, root + 12, root + 12 + third, root + 12 + fifth]
 
 
 def _jaccard(a: frozenset, b: frozenset) -> float:

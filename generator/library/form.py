@@ -51,6 +51,10 @@ TIMEKEEPERS = {"jazz": "ride", "pop": "backbeat"}  # the drums' time-keeping pat
 # 114-126 over the brush kit, peaks that no master within 6 dB of limiting could bring to -14 LUFS
 # under -1 dBTP (QUALITY.md, library checks); brushes top out at 96.
 DRUM_CEILING = {"jazz": 96}
+# A pitched accompaniment the arrangement plays from the plan's chords (arrange._broken_chords): calm
+# has no drums, and its model takes held pads under a sparse melody with no pulse (0.26 on the
+# library, real calm pieces 0.63); a broken chord in eighths in the piano's left hand gives it one.
+ACCOMPANIMENT = {"calm": "broken_chords"}
 MINOR_SHARE = {"jazz": 0.3, "pop": 0.3, "classic": 0.4, "calm": 0.3}  # of tracks in a drawn key
 
 # Progressions: bars separated by "|", two chords in a bar by a space. Numerals count from the key's
@@ -149,6 +153,7 @@ class FormPlan:
     timekeeper: str | None = None  # the genre's time-keeping drum pattern (TIMEKEEPERS); None: the groove alone
     avoid_beats: float = 1.0  # an avoid note held this long moves onto a chord tone (AVOID_BEATS)
     drum_ceiling: int = 127  # the loudest drum velocity kept (DRUM_CEILING)
+    accompaniment: str | None = None  # a pattern the arrangement plays from the chords (ACCOMPANIMENT)
 
     def varied_bars(self, bars: int) -> int:
         """Bars at the end of a repeat of `bars` bars that keep the one pass's melody (at least 1)."""
@@ -320,7 +325,8 @@ def plan_form(choice: FormChoice, genre: str, n_bars: int) -> FormPlan:
 def _genre_settings(genre: str) -> dict[str, Any]:
     """FormPlan's fields that follow from the genre."""
     return {"varied_share": VARIED_SHARE[genre], "timekeeper": TIMEKEEPERS.get(genre),
-            "avoid_beats": AVOID_BEATS[genre], "drum_ceiling": DRUM_CEILING.get(genre, 127)}
+            "avoid_beats": AVOID_BEATS[genre], "drum_ceiling": DRUM_CEILING.get(genre, 127),
+            "accompaniment": ACCOMPANIMENT.get(genre)}
 
 
 def _outro(a: tuple[Bar, ...], given: tuple[Bar, ...] | None, library: _P, choice: FormChoice,
