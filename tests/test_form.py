@@ -394,6 +394,9 @@ def test_calm_pianos_left_hand_plays_the_chord_in_force_broken_in_eighths():
     assert [(s, e, p) for s, e, _, p, _ in got] == sorted(left + [(s, e, p) for s, e, _, p in melody])
     velocity = {s: v for s, _, _, p, v in got if p < 70 and s % 24 == 0 and (s, p) != (96, 72)}
     assert velocity[0] == velocity[192] > velocity[24] == velocity[360]  # the bar line a little stronger
+    # a take without a piano (an instrumentation without one) gets no piano
+    strings_only = [(s, e, 5, p) for s, e, _, p in melody]
+    assert _notes(arrange(_take(plan, strings_only), plan, (4, 4), BEAT), {0}, 0, 3 * 192) == []
     # in 3/4, six eighths: up to the tenth and back; a Cmaj7's B stays out (over C it reads as a clash)
     c_maj7 = chords.chord_named("Cmaj7")
     waltz = F.FormPlan(plan.choice, (F.Section("A", 0, 1), F.Section("outro", 1, 1)), ((c_maj7,), (c_major,)),

@@ -187,14 +187,16 @@ def test_an_mp3_that_decodes_over_the_ceiling_is_encoded_again_with_lower_peaks_
                                (files.cutdowns[1]["mp3"], files.cutdowns[1]["wav"], data["files"]["cutdowns"]["1"])):
         measured = true_peak_dbtp(read_mp3(mp3), 48000)
         assert measured <= -1.5 and recorded["mp3_true_peak_dbtp"] == pytest.approx(measured, abs=1e-3), mp3
-        # the limiter took the peaks down, not the level: the MP3 is as loud as a plain encode of its
-        # WAV (white noise loses 0.8 LU to the codec's low-pass either way; a plain gain cost 0.4 LU
-        # more), and its loudness tag says what it measures
+        # the limiter took the peaks down, not the level: against a plain encode of its WAV (white
+        # noise loses 0.8 LU to the codec's low-pass either way) the MP3's loudness moves well under
+        # the trim a plain gain would have cost (it made the MP3 0.4 LU quieter), and its loudness tag
+        # says what it measures
         lufs = integrated_lufs(read_mp3(mp3), 48000)
         assert recorded["mp3_integrated_lufs"] == pytest.approx(lufs, abs=1e-3)
         assert float(str(mutagen.id3.ID3(mp3)["TXXX:INTEGRATED_LUFS"])) == pytest.approx(lufs, abs=0.01)
         write_mp3(tmp_path / "plain.mp3", sf.read(str(wav), dtype="float32")[0], 48000, 320)
-        assert lufs == pytest.approx(integrated_lufs(read_mp3(tmp_path / "plain.mp3"), 48000), abs=0.1)
+        loss = integrated_lufs(read_mp3(tmp_path / "plain.mp3"), 48000) - lufs
+        assert abs(loss) < 0.5 * -recorded["mp3_peak_trim_db"], (loss, recorded["mp3_peak_trim_db"])
     relaxed = json.loads(export_hot(tmp_path / "relaxed", -1.0).sidecar.read_text())["loudness"]
     assert relaxed["mp3_peak_trim_db"] == 0.0 and relaxed["mp3_true_peak_dbtp"] <= -1.05
 
@@ -207,7 +209,7 @@ def test_an_edit_mp3_starts_at_its_tracks_trim_but_no_deeper_than_the_floor(tmp_
     assert level.peak_trim_db == -0.2 and level.true_peak_dbtp <= -1.05
     plain = write_mp3_under_ceiling(tmp_path / "b.mp3", audio, 48000, 320, -1.0)
     assert plain.peak_trim_db == 0.0
-    assert level.integrated_lufs == pytest.approx(plain.integrated_lufs, abs=0.05)  # limited, not lowered
+    assert plain.integrated_lufs - level.integrated_lufs < 0.1  # limited, not lowered by 0.2 dB
     floor = write_mp3_under_ceiling(tmp_path / "c.mp3", audio, 48000, 320, -1.0, first_trim_db=-3.0)
     assert floor.peak_trim_db == MP3_FIRST_TRIM_MIN_DB
 

@@ -73,13 +73,13 @@ def write_mp3_under_ceiling(path: Path, audio: np.ndarray, sample_rate: int, kbp
                             ceiling_dbtp: float, first_trim_db: float = 0.0) -> Mp3Level:
     """write_mp3, then decode and measure the true peak; over the ceiling (less half the mastering
     margin, as other meters read a little higher), encode again from `audio` with its peaks lowered
-    through the limiter (master.lower_peaks: its loudness stays) by the overshoot, down to the
+    through the limiter (master.lower_peaks: its loudness is made up) by the overshoot, down to the
     mastering's aim, ceiling - TP_MARGIN_DB, and TP_MARGIN_DB lower at each further try (an encode's
     peaks move by a few tenths of a dB with its input). The level says what the decoded file measures:
     true peak and integrated loudness.
 
     Until stop 21 the re-encode was lowered by a plain gain, and a jazz 30 s cut-down whose brush-kit
-    accents rang 0.6 dB over came out at -14.6 LUFS from a -14.0 master; limited, it decodes at -14.0.
+    accents rang 0.6 dB over came out at -14.6 LUFS from a -14.0 master; peak-trimmed, it decodes at -14.0.
 
     first_trim_db starts lower (to MP3_FIRST_TRIM_MIN_DB at most): an edit starts at the trim its own
     track's MP3 needed, since it is the same music through the same master (from the track's trim, 31

@@ -109,25 +109,27 @@ def master(rendered: Rendered, settings: MasterSettings) -> Mastered:
 
 
 def lower_peaks(audio: np.ndarray, sample_rate: int, by_db: float) -> np.ndarray:
-    """audio (N, C) with its true peak lowered by -by_db dB through the mastering limiter, at its own
-    integrated loudness: the limiter's gain comes back everywhere but at the peaks, so a file that must
-    peak lower (an MP3 whose codec rings over the ceiling) does not also turn quieter. Audio too short
-    or too quiet to measure is lowered by a plain gain instead."""
-    if by_db >= 0.0:
-        return audio
+    """audio (N, C) with its true peak lowered by -by_db dB through the mastering limiter (look-ahead
+    attack, release at release_db_per_s) and the level the limiting took made up once, so a file that
+    must peak lower (an MP3 whose codec rings over the ceiling) loses its peaks, not its loudness.
+    Limiting alone cost 0.005-0.071 LU on 11 mastered cafe-jazz and jazz edits (0.3-0.6 dB trims);
+    a plain gain costs the whole trim. One make-up step (K-weighted power times the envelope squared,
+    as master's loop estimates it) is a third of the master's full loop and exact measurement."""
     x = _as_2d(audio).astype(np.float64)
-    reach_db = 1.0 - by_db  # only peaks this close to the top are oversampled: the limiter touches no other
     sample_peak = float(np.abs(x).max(initial=0.0))
+    if by_db >= 0.0 or sample_peak == 0.0:
+        return audio
+    reach_db = 1.0 - by_db  # only peaks this close to the top are oversampled: the limiter touches no other
     peaks = _peak_envelope(x, sample_rate, sample_peak * 10 ** (-(reach_db + TP_MARGIN_DB) / 20))
-    power = _k_weighted_power(x, sample_rate)
-    lufs = _gated_lufs(power, sample_rate)
-    if not (peaks.max(initial=0.0) > 0.0 and math.isfinite(lufs) and -70.0 < lufs < 0.0):
-        return (audio * 10 ** (by_db / 20)).astype(np.float32)
     with np.errstate(divide="ignore"):
         peaks_db = 20 * np.log10(peaks)
-    settings = MasterSettings(target_lufs=lufs, ceiling_dbtp=min(0.0, float(peaks_db.max()) + by_db + TP_MARGIN_DB),
+    settings = MasterSettings(ceiling_dbtp=min(0.0, float(peaks_db.max()) + by_db + TP_MARGIN_DB),
                               max_gain_reduction_db=reach_db)
-    _, env, _ = _gain_to_target(x, peaks_db, power, 0.0, reach_db + by_db, settings, sample_rate)
+    env = _limiter_env(peaks_db, 0.0, settings, sample_rate)
+    power = _k_weighted_power(x, sample_rate)
+    loss = _gated_lufs(power, sample_rate) - _gated_lufs(power * env**2, sample_rate)
+    if math.isfinite(loss) and loss > 0.005:
+        env = _limiter_env(peaks_db, loss, settings, sample_rate)
     return (x * env[:, None]).astype(np.float32)
 
 

@@ -35,7 +35,8 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
 - **broken chords** (calm, `form.ACCOMPANIMENT`): in every bar but the last the piano's left hand
   plays the chord in force one tone every eighth (root in E2..D#3, fifth, octave, tenth, twelfth,
   and back down), ringing to the bar line or the next change as under a
-  pedal; the pass's piano notes under middle C in those bars give way to it. Calm has no drums, and
+  pedal; the pass's piano notes under middle C in those bars give way to it (a take without a piano
+  gets none). Calm has no drums, and
   its takes held pads under a sparse melody: pulse clarity 0.26 on the library, real calm 0.63;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
@@ -199,10 +200,13 @@ def _broken_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]], b
     """Every bar before the last: the piano's left hand plays the chord in force as a broken chord,
     one note every eighth (root, fifth, octave, tenth, twelfth; then back down), each ringing as under a
     pedal changed at the bar line and at each change of chord. The pass's piano notes under
-    LEFT_HAND_TOP that start in those bars go: the left hand is this pattern."""
-    steps = [step for step, _ in changes]
+    LEFT_HAND_TOP that start in those bars go: the left hand is this pattern. A take without a piano
+    (an instrumentation without one) is left as it is."""
     piano = [n.velocity for n in notes if n.family == PIANO]
-    velocity = max(1, round((median(piano) if piano else 64) * BROKEN_CHORD_VELOCITY))
+    if not piano:  # the recipe's instrumentation has no piano: no instrument it did not ask for
+        return notes
+    steps = [step for step, _ in changes]
+    velocity = max(1, round(median(piano) * BROKEN_CHORD_VELOCITY))
     eighths = bar_steps // EIGHTH
     played: list[_N] = []
     for bar in range(0, last, bar_steps):
