@@ -394,9 +394,10 @@ def test_calm_pianos_left_hand_plays_the_chord_in_force_broken_in_eighths():
     assert [(s, e, p) for s, e, _, p, _ in got] == sorted(left + [(s, e, p) for s, e, _, p in melody])
     velocity = {s: v for s, _, _, p, v in got if p < 70 and s % 24 == 0 and (s, p) != (96, 72)}
     assert velocity[0] == velocity[192] > velocity[24] == velocity[360]  # the bar line a little stronger
-    # a take without a piano (an instrumentation without one) gets no piano
+    # a take whose model played no piano still gets the left hand: the plan (the recipe) asked for it
     strings_only = [(s, e, 5, p) for s, e, _, p in melody]
-    assert _notes(arrange(_take(plan, strings_only), plan, (4, 4), BEAT), {0}, 0, 3 * 192) == []
+    alone = _notes(arrange(_take(plan, strings_only), plan, (4, 4), BEAT), {0}, 0, 2 * 192)
+    assert [(s, e, p) for s, e, _, p, _ in alone] == sorted(left)
     # in 3/4, six eighths: up to the tenth and back; a Cmaj7's B stays out (over C it reads as a clash)
     c_maj7 = chords.chord_named("Cmaj7")
     waltz = F.FormPlan(plan.choice, (F.Section("A", 0, 1), F.Section("outro", 1, 1)), ((c_maj7,), (c_major,)),
@@ -454,6 +455,33 @@ def tiny_beat_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny-beat.pt"
     save_checkpoint(path, _tiny_beat_model(3), {"name": "tiny-beat"})
     return path
+
+
+@pytest.mark.usefixtures("no_audio_tools")
+def test_a_calm_library_track_has_the_broken_chords_in_its_piano(tmp_path, tiny_beat_checkpoint):
+    import pretty_midi
+
+    from generator.library.pipeline import run_batch
+    from generator.library.recipe import load_recipe
+    from test_pipeline import MIDI_ONLY, PERMISSIVE_LOOPS
+
+    def pianos(name, extra):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(json.dumps({"name": name, "seed": 3, "model": str(tiny_beat_checkpoint),
+                                    "genres": {"calm": 1}, "duration_s": 24, "bpm": 60, "meter": "4/4",
+                                    "form": "auto", "key": "C", "loops": PERMISSIVE_LOOPS, "outputs": MIDI_ONLY,
+                                    **extra}))
+        (track,) = run_batch(load_recipe(path), path.name, out_dir=tmp_path / name).tracks
+        assert track.status == "done"
+        midi = pretty_midi.PrettyMIDI(str(next((tmp_path / name).glob("*/*.mid"))))
+        return [i for i in midi.instruments if not i.is_drum and i.program // 8 == 0]
+
+    (piano,) = pianos("calm", {"instrumentation": {"calm": {"piano": "Electric Piano 1"}}})
+    assert piano.program == 4  # the recipe's sound for the piano family
+    onsets = {round(n.start * 2) for n in piano.notes if n.start < 20}  # in eighths: 0.5 s at 60 bpm
+    assert onsets >= set(range(0, 40))  # the left hand on every eighth of the first 5 bars
+    roots = {round(n.start) for n in piano.notes if 40 <= n.pitch <= 51 and round(n.start * 2) % 8 == 0}
+    assert roots >= {0, 4, 8, 12, 16}  # each bar from its chord's root, placed in E2..D#3
 
 
 @pytest.mark.usefixtures("no_audio_tools")

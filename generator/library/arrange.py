@@ -35,8 +35,7 @@ then rebuilds the take (docs/sampling.md, "Form"), as an arranger would given th
 - **broken chords** (calm, `form.ACCOMPANIMENT`): in every bar but the last the piano's left hand
   plays the chord in force one tone every eighth (root in E2..D#3, fifth, octave, tenth, twelfth,
   and back down), ringing to the bar line or the next change as under a
-  pedal; the pass's piano notes under middle C in those bars give way to it (a take without a piano
-  gets none). Calm has no drums, and
+  pedal; the pass's piano notes under middle C in those bars give way to it. Calm has no drums, and
   its takes held pads under a sparse melody: pulse clarity 0.26 on the library, real calm 0.63;
 - **repeats**: every later section with the letter of an earlier one (A A B A: the second A and the
   reprise) takes the first one's notes, moved by whole bars: bass and drums throughout, the other
@@ -90,6 +89,7 @@ MAX_VOICES = 6  # notes one pitched family strikes at once: a player's chord (th
 BROKEN_CHORD_ROOTS = (40, 51)  # E2..D#3: the ladder's top is then at most D5
 LEFT_HAND_TOP = 60
 BROKEN_CHORD_VELOCITY = 0.8  # of the piano's median velocity: under the melody
+UNHEARD_PIANO_VELOCITY = 64  # the piano's median velocity when the take has no piano note of its own
 EIGHTH = vocab.STEPS_PER_BEAT // 2
 MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11)  # minor: natural + raised 7th
 
@@ -200,13 +200,12 @@ def _broken_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]], b
     """Every bar before the last: the piano's left hand plays the chord in force as a broken chord,
     one note every eighth (root, fifth, octave, tenth, twelfth; then back down), each ringing as under a
     pedal changed at the bar line and at each change of chord. The pass's piano notes under
-    LEFT_HAND_TOP that start in those bars go: the left hand is this pattern. A take without a piano
-    (an instrumentation without one) is left as it is."""
+    LEFT_HAND_TOP that start in those bars go: the left hand is this pattern. It is played by the
+    piano family whatever program the recipe gives it (an instrumentation merges over the defaults,
+    so calm's palette always has it), also in a take whose model wrote no piano note."""
     piano = [n.velocity for n in notes if n.family == PIANO]
-    if not piano:  # the recipe's instrumentation has no piano: no instrument it did not ask for
-        return notes
     steps = [step for step, _ in changes]
-    velocity = max(1, round(median(piano) * BROKEN_CHORD_VELOCITY))
+    velocity = max(1, round((median(piano) if piano else UNHEARD_PIANO_VELOCITY) * BROKEN_CHORD_VELOCITY))
     eighths = bar_steps // EIGHTH
     played: list[_N] = []
     for bar in range(0, last, bar_steps):
