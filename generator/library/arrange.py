@@ -83,9 +83,8 @@ BASS_RANGE = (28, 55)  # where the final keynote goes: E1..G3
 SIXTEENTH = 12  # steps: the shortest note the harmony rules leave after a cut
 MAX_VOICES = 6  # notes one pitched family strikes at once: a player's chord (the model struck clusters of 10-23)
 # Broken chords (form.ACCOMPANIMENT): the piano's left hand, one chord tone every eighth, each bar
-# climbing from the root to the top of its ladder and back. The root goes in A2..G#3, under the calm
-# piano's melody (its 5th percentile over 20 library tracks is E4); the pass's own piano notes below
-# middle C give way to it.
+# climbing from the root to the top of its ladder and back, under the calm piano's melody (its 5th
+# percentile over 20 library tracks is E4); the pass's own piano notes below middle C give way to it.
 BROKEN_CHORD_ROOTS = (40, 51)  # E2..D#3: the ladder's top is then at most D5
 LEFT_HAND_TOP = 60
 BROKEN_CHORD_VELOCITY = 0.8  # of the piano's median velocity: under the melody

@@ -7,8 +7,8 @@ leaves a visible half-written track, and a re-run replaces the old folder as a w
 MP3 encoder: pedalboard.io.AudioFile; see audio.codecs.write_mp3 for the measurement. Each MP3 is
 decoded and measured after encoding and, if it passes the true-peak ceiling, encoded again with its
 peaks limited lower at the same loudness (audio.codecs.write_mp3_under_ceiling); the sidecar records
-what it measures. Every audio file is
-tagged (library/tags.py) with its version: full, the cut-down's seconds, loop, or stem:<role>.
+what it measures. Every audio file is tagged (library/tags.py) with its version: full, the
+cut-down's seconds, loop, or stem:<role>.
 The loop and the cut-downs are made by audio/edits.py, each mastered on its own and tagged with its
 own loudness: a beat-time track's (given its `form` and a `render`) by whole bars, re-rendered from
 its MIDI; a track without bars gets no loop and faded cut-downs.
