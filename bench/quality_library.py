@@ -229,10 +229,10 @@ def track_bars(data: dict, mid: Path | None) -> tuple[Form | None, int | None, s
     return form, bars, ""
 
 
-def check_loop(folder: Path, entry: dict, form: Form | None,
-               track_wav: Path | None = None) -> tuple[LoopCheck, list[str]]:
+def check_loop(folder: Path, entry: dict, form: Form | None, track_wav: Path | None = None,
+               track_bars: int | None = None) -> tuple[LoopCheck, list[str]]:
     """The loop's length and joins (the module docstring), and what was not checked; its joins also
-    against the whole track's percentiles when its WAV (`track_wav`) is there."""
+    against the whole track's percentiles when its WAV (`track_wav`) and its bars are known."""
     import soundfile
 
     bars, rate = int(entry["bars"]), int(entry["sample_rate"])
@@ -251,12 +251,12 @@ def check_loop(folder: Path, entry: dict, form: Form | None,
     m = join_measures(audio, marks=beat_marks(form, bars, info.samplerate))
     step, flux = m["join_step"] / m["step_p99"], m["join_flux"] / m["flux_p99"]
     in_track: tuple[float | None, float | None, bool | None] = (None, None, None)
-    if track_wav is not None and track_wav.is_file() and soundfile.info(str(track_wav)).samplerate == info.samplerate:
-        track, _ = soundfile.read(str(track_wav), dtype="float32", always_2d=True)
-        track_bars_heard = int(len(track) / (form.bar_s * info.samplerate))  # the ring-out after the last is no bar
-        t = track_p99(track, beat_marks(form, track_bars_heard, info.samplerate))
-        t_step, t_flux = m["join_step"] / t["step_p99"], m["join_flux"] / t["flux_p99"]
-        in_track = (t_step, t_flux, t_step <= 1.0 and t_flux <= 1.0)
+    if track_wav is not None and track_wav.is_file() and track_bars:
+        track, track_rate = soundfile.read(str(track_wav), dtype="float32", always_2d=True)
+        if track_rate == info.samplerate:
+            t = track_p99(track, beat_marks(form, track_bars, track_rate))
+            t_step, t_flux = m["join_step"] / t["step_p99"], m["join_flux"] / t["flux_p99"]
+            in_track = (t_step, t_flux, t_step <= 1.0 and t_flux <= 1.0)
     return LoopCheck(wav.name, bars, int(entry["start_bar"]), info.frames, expected, length_ok, step, flux,
                      step <= 1.0 and flux <= 1.0, *in_track), []
 
@@ -332,7 +332,8 @@ def check_edits(folder: Path, data: dict, norms: Norms) -> EditsCheck:
     if loop_entry is None:
         notes.append("no loop")
     else:
-        loop, loop_notes = check_loop(folder, loop_entry, form, folder / files["wav"] if files.get("wav") else None)
+        loop, loop_notes = check_loop(folder, loop_entry, form, folder / files["wav"] if files.get("wav") else None,
+                                      bars)
         notes += loop_notes
     rate = (data.get("audio") or {}).get("wav_sample_rate")
     cutdowns = tuple(check_cutdown(folder, k, v, form, bars, rate) for k, v in cut_entries)

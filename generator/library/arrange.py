@@ -214,7 +214,8 @@ def _broken_chords(notes: list[_N], changes: Sequence[tuple[int, int | None]], b
             if chord is None:
                 continue
             ladder = _ladder(chord)
-            pedal = min([bar + bar_steps] + [step for step in steps if at < step < bar + bar_steps])
+            after = bisect_right(steps, at)  # the next change, if any, lifts the pedal before the bar line
+            pedal = min(bar + bar_steps, steps[after]) if after < len(steps) else bar + bar_steps
             played.append(_N(at, pedal, PIANO, ladder[min(k, eighths - k, len(ladder) - 1)],
                              velocity + (8 if k == 0 else 0)))
     notes = [n for n in notes if not (n.family == PIANO and n.pitch < LEFT_HAND_TOP and n.start < last)]
