@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from generator.model.transformer import ModelConfig, MusicTransformer
+from generator.sampling.filters import fold_shifts
 from generator.sampling.generate import DEFAULT_BPM, GenerationRequest, bar_plan, generate
 from generator.sampling.params import SamplingParams
 from generator.tokens import beat_codec, chords, tokenizer, vocab
@@ -136,8 +137,9 @@ def test_chord_templates_prefer_triads_and_name_sevenths():
     assert all(chords.chord_named(chords.chord_name(i)) == i for i in range(chords.N_CHORDS))
 
 
-def _tiny_beat_model(seed: int = 0, time_bias: float = 4.0) -> MusicTransformer:
-    """The tiny random beat model; `time_bias` on the TIME_SHIFT logits makes time pass."""
+def _tiny_beat_model(seed: int = 0, time_bias: float = 1.5) -> MusicTransformer:
+    """The tiny random beat model; `time_bias` on the TIME_SHIFT logits sets how fast time passes (the
+    sampler quantises every shift to the grid, so all of them add to the chance that time moves)."""
     torch.manual_seed(seed)
     model = MusicTransformer(replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size), BEAT).eval()
     with torch.no_grad():
@@ -189,8 +191,55 @@ def test_a_random_beat_model_keeps_time(meter, bpm, grid):
     assert len(back.get_downbeats()) >= plan.n_bars and back.get_tempo_changes()[1][0] == pytest.approx(bpm, rel=1e-5)
 
 
+def test_off_grid_time_goes_to_the_next_grid_step_not_to_the_notes():
+    """fold_shifts: a disallowed shift's probability moves to the next allowed shift (past the last
+    one, to the longest allowed), so the chance that time moves is the model's; other tokens keep theirs."""
+    first, count = 10, 6  # shifts of 1..6 steps at ids 10..15
+    logits = torch.log(torch.tensor([[0.1] + [0.0] * 9 + [0.05, 0.2, 0.05, 0.1, 0.3, 0.2],
+                                     [0.5] + [0.0] * 9 + [0.1] * 6]))
+    allowed = torch.zeros(2, 16, dtype=torch.bool)
+    allowed[:, 0] = True
+    allowed[0, [11, 13]] = True  # shifts of 2 and 4 steps; row 1 may not move time at all
+    out = torch.softmax(fold_shifts(logits, allowed, first, count).masked_fill(~allowed, float("-inf")), -1)
+    assert out[0, 11].item() == pytest.approx(0.05 + 0.2)  # 1 step -> 2
+    assert out[0, 13].item() == pytest.approx(0.05 + 0.1 + 0.3 + 0.2)  # 3 -> 4; 5 and 6 past the last -> 4
+    assert out[0, 0].item() == pytest.approx(0.1)
+    assert torch.equal(fold_shifts(logits, allowed, first, count)[1], logits[1])
+    before = torch.softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+    assert before[0, 0].item() == pytest.approx(0.1 / 0.4)  # masking alone gave the note the lost time
+
+
+def test_the_shipped_model_keeps_time_on_a_grid_it_rarely_plays():
+    """Calm in eighths only: with the off-grid shifts masked out, 7 of these 8 takes wrote notes
+    without moving time until the token cap closed them at 7-56 of 60 s. Quantised, all 8 last 60 s."""
+    from generator.eval.evaluate import default_palette
+    from generator.model.checkpoint import load_checkpoint
+    from generator.paths import SHIPPED_CHECKPOINT
+
+    model, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    params = SamplingParams.plain(top_k=60, top_p=0.98, rp_penalty=0.05, genre_guidance=2.0)
+    requests = [GenerationRequest("calm", seed, 60.0, params, instruments=default_palette("calm"), grid=(2,),
+                                  bpm=64.0) for seed in range(8)]
+    results = generate(model, requests, batch_size=8)
+    assert [r.stop_reason for r in results] == ["duration"] * 8
+    assert all(r.duration_s == pytest.approx(60.0) for r in results)
+
+
+def test_a_take_closed_by_the_token_cap_is_rejected_as_cut_short(monkeypatch):
+    from generator.sampling import rowstate
+    from generator.sampling.rejection import compose_many
+
+    monkeypatch.setattr(rowstate, "TOKENS_PER_S_CAP", 0)
+    monkeypatch.setattr(rowstate, "CAP_SLACK", 40)
+    request = GenerationRequest("pop", 3, 20.0, params=SamplingParams.plain(), bpm=120.0)
+    (result,) = compose_many(_tiny_beat_model(), [request], max_attempts=2, detector=lambda *_: None)
+    assert not result.accepted
+    assert [reason.split(":")[0] for _, reason in result.rejections] == ["cut_short", "cut_short"]
+    assert "of 20.0 s" in result.rejections[0][1]
+
+
 def test_beat_rows_sample_alike_alone_and_in_a_batch_past_the_context_window():
-    model = _tiny_beat_model(1)
+    model = _tiny_beat_model(1, time_bias=0.0)
     requests = [GenerationRequest("jazz", s, 12.0, params=SamplingParams.plain(), bpm=150.0) for s in (1, 2, 3)]
     together = generate(model, requests, batch_size=3)
     alone = [generate(model, [r])[0] for r in requests]

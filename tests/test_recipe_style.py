@@ -53,7 +53,7 @@ def test_unset_keys_leave_the_plan_as_it_was():
     for plan in plan_tracks(recipe()):
         assert (plan.bpm, plan.meter, plan.key, plan.humanize) == (None, None, None, False)
         assert plan.grid == DEFAULT_GRIDS[plan.genre]
-    assert DEFAULT_GRIDS == {"classic": (4, 3), "jazz": (3,), "calm": (4,), "pop": (4,)}
+    assert DEFAULT_GRIDS == {"classic": (4, 3), "jazz": (3,), "calm": (2,), "pop": (4,)}
 
 
 def test_new_draws_never_move_the_old_ones():

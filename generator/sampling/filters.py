@@ -26,6 +26,28 @@ def guide(conditioned: torch.Tensor, unconditioned: torch.Tensor, weight: torch.
     return conditioned + weight[:, None] * (conditioned - unconditioned)
 
 
+def fold_shifts(logits: torch.Tensor, allowed: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """(B, V) logits whose disallowed time shifts (ids first..first+count-1, a shift of k steps at
+    first+k-1) hand their probability to the next allowed shift, the next grid position (a shift
+    past every allowed one, e.g. across a bar line, to the longest allowed one): the time the model
+    means to let pass is quantised to the grid, as a DAW quantises a played note, instead of being
+    dropped. Dropped, it went to the note events, and a model asked for a grid it rarely plays
+    (calm in eighths only) wrote notes without moving time until the token cap closed the track.
+    Rows with no allowed shift are left as they are; the probabilities of the other tokens do not change."""
+    shifts = logits[:, first:first + count]  # (B, n)
+    ok = allowed[:, first:first + count]
+    steps = torch.arange(count, device=logits.device).expand_as(shifts)
+    at_or_after = torch.where(ok, steps, count).flip(-1).cummin(-1).values.flip(-1)  # next allowed index, or count
+    longest = torch.where(ok, steps, -1).max(-1, keepdim=True).values  # (B, 1), -1: none allowed
+    target = torch.where(at_or_after < count, at_or_after, longest)
+    top = shifts.max(-1, keepdim=True).values
+    mass = torch.exp(shifts - top).masked_fill(target < 0, 0.0)
+    folded = torch.zeros_like(shifts).scatter_add_(-1, target.clamp(min=0), mass)
+    out = logits.clone()
+    out[:, first:first + count] = torch.where(ok, torch.log(folded) + top, shifts)
+    return out
+
+
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """logits / temperature (B, V). A temperature so small that the division overflows (1e-300 is
     0 in float32) gives the limit of the softmax instead: greedy, the row's largest logits kept."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from generator.errors import InputError
-from generator.sampling.filters import filter_logits, guide, new_rp_table, rp_update, sample_from_logits
+from generator.sampling.filters import filter_logits, fold_shifts, guide, new_rp_table, rp_update, sample_from_logits
 from generator.sampling.params import SamplingParams
 from generator.sampling.rowstate import ENDINGS, BarPlan, RowState
 from generator.tokens import vocab
@@ -255,6 +255,11 @@ def _filtered(logits: torch.Tensor, rows: list[RowState], params: list[SamplingP
               rp_table: torch.Tensor) -> torch.Tensor:
     """Each row's allowed-token mask, then its own params' filters (rows grouped by params)."""
     allowed = torch.from_numpy(np.stack([row.allowed() for row in rows])).to(logits.device)
+    timed = [i for i, row in enumerate(rows) if row.bars is not None]  # beat time: shifts quantised to the grid
+    if timed:
+        index = torch.tensor(timed, device=logits.device)
+        logits = logits.index_copy(0, index, fold_shifts(logits[index], allowed[index], vocab.TIME_SHIFT,
+                                                          rows[timed[0]].encoding.n_time_shifts))
     out = torch.empty_like(logits)
     for p, idx in _by_params(params, logits.device).items():
         out[idx] = filter_logits(logits[idx], p, rp_table[idx], allowed[idx])

@@ -1,5 +1,6 @@
 """Sample, check with the loop detectors, resample rejected tracks with a fresh derived seed.
 
+A take closed by the token cap is rejected as cut short, then the loop detectors judge the rest.
 A rejected track is sampled again with `derive_seed(seed, attempt)`, at most `max_attempts`
 times in all; then it is given up (never an endless loop). `compose_many` resamples all
 rejected rows of a round together, in batches.
@@ -44,6 +45,16 @@ def derive_seed(seed: int, attempt: int) -> int:
     return stable_seed(int(seed), "resample", attempt)
 
 
+def cut_short(result: GenerationResult, request: GenerationRequest) -> str | None:
+    """A rejection reason for a take closed by the token cap (generate's guard against a model that
+    writes events without moving time): it stops short of its length, and a library track must last
+    its target. A take cut short by the time budget is not judged here (no time is left to resample)."""
+    if result.stop_reason != "token_cap":
+        return None
+    return (f"cut_short: closed by the token cap at {result.duration_s:.1f} of {request.duration_s:.1f} s "
+            f"({result.tokens_generated} tokens)")
+
+
 def compose(model: torch.nn.Module, request: GenerationRequest, *, limits: LoopLimits | None = None,
             max_attempts: int = 4, device: str = "cpu", time_budget_s: float | None = None,
             detector: Detector = detect) -> ComposeResult:
@@ -78,7 +89,8 @@ def compose_many(model: torch.nn.Module, requests: Sequence[GenerationRequest], 
         for i, attempt_request, result in zip(pending, tries, results):
             if finish is not None:
                 result = finish(i, result)
-            reason = detector(result.ids, attempt_request.genre, limits, model.encoding)
+            reason = cut_short(result, attempt_request) or detector(result.ids, attempt_request.genre, limits,
+                                                                   model.encoding)
             if reason is None:
                 settled[i] = ComposeResult(attempt_request, result, tuple(rejections[i]))
                 continue
