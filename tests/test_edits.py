@@ -13,8 +13,8 @@ import soundfile as sf
 from mutagen.wave import WAVE
 
 from edit_fixtures import RELEASE_S, beat_midi, sine_render
-from generator.audio.edit_plan import Form, Section, cutdown_segments, loop_segment, nearest_bars
-from generator.audio.edits import EditSettings, bars_midi, fold_tail, make_cutdown, make_loop
+from generator.audio.edit_plan import Form, Section, cutdown_segments, loop_candidates, loop_segment, nearest_bars
+from generator.audio.edits import EditSettings, bars_midi, fold_tail, join_roughness, make_cutdown, make_loop
 from generator.audio.ffmpeg_meter import ebur128
 from generator.audio.joins import beat_marks, join_measures
 from generator.audio.master import integrated_lufs, true_peak_dbtp
@@ -133,6 +133,22 @@ def test_a_loop_repeats_without_a_click_gap_or_bump():
     m = join_measures(edit.audio, marks=beat_marks(FORM, 4, SR))
     assert m["join_step"] <= m["step_p99"] and m["join_flux"] <= m["flux_p99"], m
     assert abs(integrated_lufs(edit.audio, SR) + 14) <= 0.5 and true_peak_dbtp(edit.audio, SR) <= -1.0
+
+
+def test_the_loop_starts_at_the_statement_of_the_main_section_whose_join_is_smoothest():
+    """Two like A sections: the first is kept. A loud cluster that opens the first A (an accent heard
+    only there) makes that loop's join stand out (it fails the join test), so the loop is the second A's."""
+    form = Form(120.0, (4, 4), 12, (Section("intro", 0, 2), Section("A", 2, 4), Section("A", 6, 4),
+                                    Section("outro", 10, 2)))
+    assert loop_candidates(form) == [(2, 4), (6, 4)] and loop_candidates(form, 8) == [(2, 8)]
+    midi = beat_midi(12)
+    assert make_loop(midi, form, sine_render, SR, EditSettings()).facts["start_bar"] == 2
+    midi.instruments[2].notes += [pretty_midi.Note(127, p, 4.0, 4.5) for p in (84, 85, 88, 91, 95)]  # bar 2 at 4 s
+    first = fold_tail(sine_render(bars_midi(midi, form, [(2, 4)], loop=True), SR), form.frames(4, SR))
+    assert join_roughness(first, beat_marks(form, 4, SR)) > 1.0
+    edit = make_loop(midi, form, sine_render, SR, EditSettings())
+    assert edit.facts["start_bar"] == 6 and edit.facts["start_bars_tried"] == [2, 6]
+    assert edit.facts["join_roughness"] <= 1.0
 
 
 def test_a_loop_cut_without_its_tail_clicks_at_the_join():

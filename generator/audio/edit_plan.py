@@ -105,6 +105,21 @@ def loop_segment(form: Form, bars: int | None = None) -> Segment | None:
     return None
 
 
+def loop_candidates(form: Form, bars: int | None = None) -> list[Segment]:
+    """Where the loop may start: loop_segment's bars first, then as many bars from the first bar of
+    each later statement of the main section (the second A, the reprise) that holds them (with
+    `bars` asked for: that ends before the outro). The loop maker keeps the one whose join is smoothest."""
+    first = loop_segment(form, bars)
+    if first is None:
+        return []
+    _, main, outro = form.parts()
+    size = first[1]
+    later = [(s.start_bar, size) for s in form.sections
+             if s.name == main.name and s.start_bar > first[0] and s.start_bar + size <= outro.start_bar
+             and (bars is not None or size <= s.bars)]
+    return [first, *later]
+
+
 def _halvings(bars: int) -> list[int]:
     out = [bars]
     while out[-1] > 1:

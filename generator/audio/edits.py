@@ -21,7 +21,8 @@ import numpy as np
 import pretty_midi
 
 from generator.audio.dsp import cutdown, fit_length, to_stereo
-from generator.audio.edit_plan import Form, Segment, cutdown_segments, loop_segment
+from generator.audio.edit_plan import Form, Segment, cutdown_segments, loop_candidates
+from generator.audio.joins import beat_marks, join_measures
 
 # (midi, sample_rate) -> its mix (N, 2), sample 0 at MIDI time 0, rendered past the last note-off
 # until its release and reverb have died away (render.render_midi's mix, through humanize if asked).
@@ -127,19 +128,41 @@ def master_edit(audio: np.ndarray, sample_rate: int, settings: EditSettings, *, 
 
 def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_rate: int,
               settings: EditSettings, bars: int | None = None) -> Edit | None:
-    """The loop (edit_plan.loop_segment), exactly form.frames(bars) long, its tail folded into its
-    start; None when the track has no bar to loop."""
-    segment = loop_segment(form, bars)
-    if segment is None:
+    """The loop, exactly form.frames(bars) long, its tail folded into its start: of the places it may
+    start (edit_plan.loop_candidates: the main section and its later statements), the one whose join,
+    played end to start, is smoothest against its own music (join_roughness). None when the track
+    has no bar to loop."""
+    candidates = loop_candidates(form, bars)
+    if not candidates:
         return None
-    frames = form.frames(segment[1], sample_rate)
-    rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
-    audio, lufs, peak, reached = master_edit(fold_tail(rendered, frames), sample_rate, settings, circular=True)
-    facts = {"bars": segment[1], "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
-             "duration_s": frames / sample_rate, "bar_s": form.bar_s,
-             "tail_folded_s": max(0, rendered.shape[0] - frames) / sample_rate,
+    size = candidates[0][1]
+    frames, marks = form.frames(size, sample_rate), beat_marks(form, size, sample_rate)
+    tried = []
+    for segment in candidates:
+        rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
+        folded = fold_tail(rendered, frames)
+        tried.append((join_roughness(folded, marks), segment, folded, rendered.shape[0] - frames))
+    roughness, segment, folded, tail = min(tried, key=lambda t: t[0])  # the first of equals
+    audio, lufs, peak, reached = master_edit(folded, sample_rate, settings, circular=True)
+    facts = {"bars": size, "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
+             "duration_s": frames / sample_rate, "bar_s": form.bar_s, "tail_folded_s": max(0, tail) / sample_rate,
+             "start_bars_tried": [s[0] for s in candidates], "join_roughness": round(join_roughness(audio, marks), 3),
              "length_rule": "bars x quarter notes per bar x 60 / bpm x sample_rate, rounded once (half up)"}
     return Edit(audio, sample_rate, lufs, peak, reached, facts)
+
+
+def join_roughness(loop: np.ndarray, marks: tuple[int, ...]) -> float:
+    """How far the loop's join, played 4 times, stands out from its own music: the larger of its
+    sample step over the 99th percentile of the steps elsewhere and its spectral change over the
+    99th percentile at the loop's beats (audio/joins.py). At most 1: the join is as smooth as the music."""
+    m = join_measures(loop, marks=marks)
+    return max(_ratio(m["join_step"], m["step_p99"]), _ratio(m["join_flux"], m["flux_p99"]))
+
+
+def _ratio(value: float, p99: float) -> float:
+    if p99 > 0:
+        return value / p99
+    return 0.0 if value == 0 else float("inf")
 
 
 def make_cutdown(midi: pretty_midi.PrettyMIDI, form: Form, nominal_s: float, render: Render, sample_rate: int,
