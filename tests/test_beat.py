@@ -137,13 +137,15 @@ def test_chord_templates_prefer_triads_and_name_sevenths():
     assert all(chords.chord_named(chords.chord_name(i)) == i for i in range(chords.N_CHORDS))
 
 
-def _tiny_beat_model(seed: int = 0, time_bias: float = 1.5) -> MusicTransformer:
-    """The tiny random beat model; `time_bias` on the TIME_SHIFT logits sets how fast time passes (the
-    sampler quantises every shift to the grid, so all of them add to the chance that time moves)."""
+def _tiny_beat_model(seed: int = 0, time_bias: float = 4.0, up_to_steps: int | None = None) -> MusicTransformer:
+    """The tiny random beat model; `time_bias` on the TIME_SHIFT logits (of the shifts of at most
+    `up_to_steps` steps, else all) sets how fast time passes. On a grid the sampler quantises
+    (vocab.MASKED_GRIDS) every shift adds to the chance that time moves; on a masked one only those
+    that land on the grid do."""
     torch.manual_seed(seed)
     model = MusicTransformer(replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size), BEAT).eval()
     with torch.no_grad():
-        model.head.bias[vocab.TIME_SHIFT:vocab.END] += time_bias
+        model.head.bias[vocab.TIME_SHIFT:vocab.TIME_SHIFT + (up_to_steps or BEAT.n_time_shifts)] += time_bias
     return model
 
 
@@ -160,7 +162,7 @@ def test_without_a_tempo_whole_bars_fill_the_duration_near_the_genres_tempo(genr
 def test_a_random_beat_model_keeps_time(meter, bpm, grid):
     """Even an untrained model's track has its bars at the bar lines, its onsets on the grid, a
     whole number of bars, the meter stated once, and a length of bars x bar seconds."""
-    model = _tiny_beat_model()
+    model = _tiny_beat_model(0, 3.0, up_to_steps=24)  # notes on pop's own grid (masked) and the others (quantised)
     request = GenerationRequest("pop", 5, 20.0, params=SamplingParams.plain(), bpm=bpm, meter=meter, grid=grid)
     result = generate(model, [request])[0]
     plan = bar_plan(request)
@@ -239,7 +241,7 @@ def test_a_take_closed_by_the_token_cap_is_rejected_as_cut_short(monkeypatch):
 
 
 def test_beat_rows_sample_alike_alone_and_in_a_batch_past_the_context_window():
-    model = _tiny_beat_model(1, time_bias=0.0)
+    model = _tiny_beat_model(1)
     requests = [GenerationRequest("jazz", s, 12.0, params=SamplingParams.plain(), bpm=150.0) for s in (1, 2, 3)]
     together = generate(model, requests, batch_size=3)
     alone = [generate(model, [r])[0] for r in requests]

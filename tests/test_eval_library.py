@@ -36,7 +36,7 @@ def library(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("library")
     checkpoint = root / "tiny-beat.pt"
-    save_checkpoint(checkpoint, _tiny_beat_model(3, time_bias=-1.0), {"name": "tiny-beat"})  # ~50 notes a track
+    save_checkpoint(checkpoint, _tiny_beat_model(3, 3.0, up_to_steps=24), {"name": "tiny-beat"})  # 7-170 notes a track
     recipe = root / "recipe.yaml"
     recipe.write_text(json.dumps({"name": "Measured", "seed": 2, "model": str(checkpoint), "genres": GENRES,
                                   "duration_s": LENGTH_S, "form": "auto", "key": "G", "loops": PERMISSIVE_LOOPS,

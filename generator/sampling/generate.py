@@ -219,7 +219,8 @@ def bar_plan(request: GenerationRequest) -> BarPlan:
     n_bars = max(1, round(request.duration_s / bar_s))
     end = round(n_bars * vocab.quarters_per_bar(meter) * vocab.STEPS_PER_BEAT)
     steps = [(round(float(beat) * vocab.STEPS_PER_BEAT), chord) for beat, chord in request.chords or ()]
-    return BarPlan(meter, bpm, n_bars, grid, tuple((step, chord) for step, chord in steps if step < end))
+    return BarPlan(meter, bpm, n_bars, grid, tuple((step, chord) for step, chord in steps if step < end),
+                   quantise=grid != vocab.MASKED_GRIDS.get(genre))
 
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
@@ -255,7 +256,7 @@ def _filtered(logits: torch.Tensor, rows: list[RowState], params: list[SamplingP
               rp_table: torch.Tensor) -> torch.Tensor:
     """Each row's allowed-token mask, then its own params' filters (rows grouped by params)."""
     allowed = torch.from_numpy(np.stack([row.allowed() for row in rows])).to(logits.device)
-    timed = [i for i, row in enumerate(rows) if row.bars is not None]  # beat time: shifts quantised to the grid
+    timed = [i for i, row in enumerate(rows) if row.bars is not None and row.bars.quantise]
     if timed:
         index = torch.tensor(timed, device=logits.device)
         logits = logits.index_copy(0, index, fold_shifts(logits[index], allowed[index], vocab.TIME_SHIFT,

@@ -49,6 +49,9 @@ class BarPlan:
     # Planned harmony: (step from the first bar line, chord index of tokens/chords.py or None for
     # no chord), sorted; each forced as a CHORD token at its step. Empty: the model composes its own.
     chords: tuple[tuple[int, int | None], ...] = ()
+    # A shift that may not be taken (off the grid, across the bar line): True, its probability goes to
+    # the next one that may (filters.fold_shifts); False, it is dropped (vocab.MASKED_GRIDS).
+    quantise: bool = True
 
     @property
     def bar_steps(self) -> int:
