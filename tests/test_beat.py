@@ -211,6 +211,15 @@ def test_off_grid_time_goes_to_the_next_grid_step_not_to_the_notes():
     assert before[0, 0].item() == pytest.approx(0.1 / 0.4)  # masking alone gave the note the lost time
 
 
+def test_time_is_quantised_except_on_a_genres_own_masked_grid():
+    def quantised(genre, grid=None):
+        return bar_plan(GenerationRequest(genre, 0, 20.0, grid=grid)).quantise
+
+    assert not quantised("jazz") and not quantised("pop") and not quantised("classic")
+    assert not quantised("classic", (3, 4))  # the same divisions in another order
+    assert quantised("calm") and quantised("pop", (2,)) and quantised("jazz", (3, 4))
+
+
 def test_the_shipped_model_keeps_time_on_a_grid_it_rarely_plays():
     """Calm in eighths only: with the off-grid shifts masked out, 7 of these 8 takes wrote notes
     without moving time until the token cap closed them at 7-56 of 60 s. Quantised, all 8 last 60 s."""

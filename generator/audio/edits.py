@@ -142,7 +142,7 @@ def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_r
         rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
         folded = fold_tail(rendered, frames)
         tried.append((join_roughness(folded, marks), segment, folded, rendered.shape[0] - frames))
-    roughness, segment, folded, tail = min(tried, key=lambda t: t[0])  # the first of equals
+    _, segment, folded, tail = min(tried, key=lambda t: t[0])  # the first of equals
     audio, lufs, peak, reached = master_edit(folded, sample_rate, settings, circular=True)
     facts = {"bars": size, "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
              "duration_s": frames / sample_rate, "bar_s": form.bar_s, "tail_folded_s": max(0, tail) / sample_rate,

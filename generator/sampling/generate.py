@@ -220,7 +220,7 @@ def bar_plan(request: GenerationRequest) -> BarPlan:
     end = round(n_bars * vocab.quarters_per_bar(meter) * vocab.STEPS_PER_BEAT)
     steps = [(round(float(beat) * vocab.STEPS_PER_BEAT), chord) for beat, chord in request.chords or ()]
     return BarPlan(meter, bpm, n_bars, grid, tuple((step, chord) for step, chord in steps if step < end),
-                   quantise=grid != vocab.MASKED_GRIDS.get(genre))
+                   quantise=set(grid) != set(vocab.MASKED_GRIDS.get(genre, ())))
 
 
 def _result(row: RowState, request: GenerationRequest, wall_s: float) -> GenerationResult:
