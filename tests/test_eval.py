@@ -430,6 +430,7 @@ def test_eval_tracks_play_the_genres_default_instruments(tmp_path):
     model = MusicTransformer(replace(ModelConfig.tiny(), vocab_size=BEAT.vocab_size), BEAT).eval()
     favour = torch.zeros(BEAT.vocab_size)
     favour[vocab.INSTRUMENT:vocab.INSTRUMENT + vocab.N_INSTRUMENTS] = 2.0  # a model that loves to switch
+    favour[vocab.TIME_SHIFT:vocab.TIME_SHIFT + BEAT.n_time_shifts] = 4.0  # and moves time, so no take is cut short
     model.head.register_forward_hook(lambda module, args, out: out + favour)
     tracks = generate_tracks(model, SamplingParams.plain(), replace(settings, genres=("jazz",)))
     families = {n.instrument for t in tracks if t.ids for n in t.notes()}
