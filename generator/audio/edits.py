@@ -22,7 +22,7 @@ import pretty_midi
 
 from generator.audio.dsp import cutdown, fit_length, to_stereo
 from generator.audio.edit_plan import Form, Segment, cutdown_segments, loop_candidates
-from generator.audio.joins import beat_marks, join_measures
+from generator.audio.joins import beat_marks, join_measures, track_p99
 
 # (midi, sample_rate) -> its mix (N, 2), sample 0 at MIDI time 0, rendered past the last note-off
 # until its release and reverb have died away (render.render_midi's mix, through humanize if asked).
@@ -126,37 +126,92 @@ def master_edit(audio: np.ndarray, sample_rate: int, settings: EditSettings, *, 
     return out, lufs, peak, bool(lufs >= settings.target_lufs - LOUDNESS_TOLERANCE_LU)
 
 
+LoopTake = tuple[float, Segment, np.ndarray, int]  # roughness, segment, folded loop, frames rung past its end
+
+
+@dataclass(frozen=True)
+class JoinReference:
+    """The whole track's 99th percentiles (joins.track_p99: its sample steps, its spectral change at
+    its beats) and loudness: what issue 12 holds a loop's join to, besides the loop's own music."""
+
+    step_p99: float
+    flux_p99: float
+    lufs: float
+
+
+def track_reference(track: np.ndarray, form: Form, sample_rate: int) -> JoinReference | None:
+    """The JoinReference of a mastered track (N, 2) of `form`'s bars; None when it is silent."""
+    from generator.audio.master import integrated_lufs
+
+    lufs = integrated_lufs(track, sample_rate)
+    if not np.isfinite(lufs):
+        return None
+    p99 = track_p99(track, beat_marks(form, form.bars, sample_rate))
+    return JoinReference(p99["step_p99"], p99["flux_p99"], lufs)
+
+
 def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_rate: int,
-              settings: EditSettings, bars: int | None = None) -> Edit | None:
+              settings: EditSettings, bars: int | None = None, track: JoinReference | None = None) -> Edit | None:
     """The loop, exactly form.frames(bars) long, its tail folded into its start: of the places it may
     start (edit_plan.loop_candidates: the main section and its later statements), the one whose join,
-    played end to start, is smoothest against its own music (join_roughness). None when the track
-    has no bar to loop."""
+    played end to start, stands out least (join_roughness: against the loop's own music and, given the
+    track's JoinReference, the track's). Without `bars` asked for, when no such loop's join passes (a
+    roughness over 1), the halves of those places are tried too, and a half whose join passes is kept.
+    None when the track has no bar to loop."""
     candidates = loop_candidates(form, bars)
     if not candidates:
         return None
+    best = min(_loop_takes(midi, form, render, sample_rate, candidates, track), key=lambda t: t[0])  # first of equals
+    tried = list(candidates)
     size = candidates[0][1]
-    frames, marks = form.frames(size, sample_rate), beat_marks(form, size, sample_rate)
-    tried = []
-    for segment in candidates:
-        rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
-        folded = fold_tail(rendered, frames)
-        tried.append((join_roughness(folded, marks), segment, folded, rendered.shape[0] - frames))
-    _, segment, folded, tail = min(tried, key=lambda t: t[0])  # the first of equals
+    if best[0] > 1.0 and bars is None and size > 1:
+        half = size // 2
+        halves = [(start + k * half, half) for start, _ in candidates for k in (0, 1)]
+        tried += halves
+        passing = [t for t in _loop_takes(midi, form, render, sample_rate, halves, track) if t[0] <= 1.0]
+        if passing:
+            best = min(passing, key=lambda t: t[0])
+    _, segment, folded, tail = best
+    frames, marks = folded.shape[0], beat_marks(form, segment[1], sample_rate)
     audio, lufs, peak, reached = master_edit(folded, sample_rate, settings, circular=True)
-    facts = {"bars": size, "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
+    facts = {"bars": segment[1], "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
              "duration_s": frames / sample_rate, "bar_s": form.bar_s, "tail_folded_s": max(0, tail) / sample_rate,
-             "start_bars_tried": [s[0] for s in candidates], "join_roughness": round(join_roughness(audio, marks), 3),
+             "segments_tried": [list(t) for t in tried],
+             "join_roughness": round(join_roughness(audio, marks, sample_rate), 3),
+             "join_roughness_in_track": None if track is None else round(
+                 join_roughness(audio, marks, sample_rate, track, own=False), 3),
              "length_rule": "bars x quarter notes per bar x 60 / bpm x sample_rate, rounded once (half up)"}
     return Edit(audio, sample_rate, lufs, peak, reached, facts)
 
 
-def join_roughness(loop: np.ndarray, marks: tuple[int, ...]) -> float:
-    """How far the loop's join, played 4 times, stands out from its own music: the larger of its
-    sample step over the 99th percentile of the steps elsewhere and its spectral change over the
-    99th percentile at the loop's beats (audio/joins.py). At most 1: the join is as smooth as the music."""
+def _loop_takes(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_rate: int,
+                segments: Sequence[Segment], track: JoinReference | None) -> list[LoopTake]:
+    """(roughness, segment, folded loop, frames rung past its end) of each segment, rendered alone."""
+    takes = []
+    for segment in segments:
+        frames = form.frames(segment[1], sample_rate)
+        rendered = to_stereo(render(bars_midi(midi, form, [segment], loop=True), sample_rate))
+        folded = fold_tail(rendered, frames)
+        roughness = join_roughness(folded, beat_marks(form, segment[1], sample_rate), sample_rate, track)
+        takes.append((roughness, segment, folded, rendered.shape[0] - frames))
+    return takes
+
+
+def join_roughness(loop: np.ndarray, marks: tuple[int, ...], sample_rate: int, track: JoinReference | None = None,
+                   *, own: bool = True) -> float:
+    """How far the loop's join, played 4 times, stands out: the largest of its sample step and its
+    spectral change over their 99th percentiles in the loop's own music (elsewhere; at its beats:
+    audio/joins.py) and, given `track`, in the whole track's, the loop brought to the track's
+    loudness first (it is mastered to the same target). At most 1: the join is as smooth as the music."""
+    from generator.audio.master import integrated_lufs
+
     m = join_measures(loop, marks=marks)
-    return max(_ratio(m["join_step"], m["step_p99"]), _ratio(m["join_flux"], m["flux_p99"]))
+    ratios = [_ratio(m["join_step"], m["step_p99"]), _ratio(m["join_flux"], m["flux_p99"])] if own else []
+    if track is not None:
+        lufs = integrated_lufs(loop, sample_rate)
+        gain = 10 ** ((track.lufs - lufs) / 20) if np.isfinite(lufs) else 1.0
+        ratios += [_ratio(m["join_step"] * gain, track.step_p99), _ratio(m["join_flux"] * gain, track.flux_p99)]
+    return max(ratios)
 
 
 def _ratio(value: float, p99: float) -> float:
