@@ -29,6 +29,7 @@ from generator.audio.joins import beat_marks, join_measures, track_p99
 Render = Callable[[pretty_midi.PrettyMIDI, int], np.ndarray]
 RING_OUT_S = 2.0  # a cut-down keeps at most this much of the ring after its last bar line
 END_FADE_S = 0.01  # a ring-out cut at RING_OUT_S ends with this fade, so without a click
+MIN_HALF_LOOP_BARS = 2  # a loop is halved (make_loop) only into halves of at least this many bars
 ONSET_TOLERANCE_S = 1e-3  # a note this close to a bar line counts as on it (the bars are float seconds)
 
 
@@ -156,7 +157,8 @@ def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_r
     start (edit_plan.loop_candidates: the main section and its later statements), the one whose join,
     played end to start, stands out least (join_roughness: against the loop's own music and, given the
     track's JoinReference, the track's). Without `bars` asked for, when no such loop's join passes (a
-    roughness over 1), the halves of those places are tried too, and a half whose join passes is kept.
+    roughness over 1), the halves of those places (MIN_HALF_LOOP_BARS or more) are tried too, and a
+    half whose join passes is kept.
     None when the track has no bar to loop."""
     candidates = loop_candidates(form, bars)
     if not candidates:
@@ -164,7 +166,7 @@ def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_r
     best = min(_loop_takes(midi, form, render, sample_rate, candidates, track), key=lambda t: t[0])  # first of equals
     tried = list(candidates)
     size = candidates[0][1]
-    if best[0] > 1.0 and bars is None and size > 1:
+    if best[0] > 1.0 and bars is None and size >= 2 * MIN_HALF_LOOP_BARS:
         half = size // 2
         halves = [(start + k * half, half) for start, _ in candidates for k in (0, 1)]
         tried += halves
