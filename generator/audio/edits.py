@@ -140,11 +140,13 @@ class JoinReference:
     lufs: float
 
 
-def track_reference(track: np.ndarray, form: Form, sample_rate: int) -> JoinReference | None:
-    """The JoinReference of a mastered track (N, 2) of `form`'s bars; None when it is silent."""
+def track_reference(track: np.ndarray, form: Form, sample_rate: int,
+                    lufs: float | None = None) -> JoinReference | None:
+    """The JoinReference of a mastered track (N, 2) of `form`'s bars (`lufs`: its loudness when the master
+    measured it already); None when it is silent."""
     from generator.audio.master import integrated_lufs
 
-    lufs = integrated_lufs(track, sample_rate)
+    lufs = integrated_lufs(track, sample_rate) if lufs is None else lufs
     if not np.isfinite(lufs):
         return None
     p99 = track_p99(track, beat_marks(form, form.bars, sample_rate))
@@ -179,9 +181,7 @@ def make_loop(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample_r
     facts = {"bars": segment[1], "start_bar": segment[0], "frames": frames, "sample_rate": sample_rate,
              "duration_s": frames / sample_rate, "bar_s": form.bar_s, "tail_folded_s": max(0, tail) / sample_rate,
              "segments_tried": [list(t) for t in tried],
-             "join_roughness": round(join_roughness(audio, marks, sample_rate), 3),
-             "join_roughness_in_track": None if track is None else round(
-                 join_roughness(audio, marks, sample_rate, track, own=False), 3),
+             **_rounded_ratios(join_ratios(audio, marks, sample_rate, track)),
              "length_rule": "bars x quarter notes per bar x 60 / bpm x sample_rate, rounded once (half up)"}
     return Edit(audio, sample_rate, lufs, peak, reached, facts)
 
@@ -199,21 +199,36 @@ def _loop_takes(midi: pretty_midi.PrettyMIDI, form: Form, render: Render, sample
     return takes
 
 
-def join_roughness(loop: np.ndarray, marks: tuple[int, ...], sample_rate: int, track: JoinReference | None = None,
-                   *, own: bool = True) -> float:
-    """How far the loop's join, played 4 times, stands out: the largest of its sample step and its
-    spectral change over their 99th percentiles in the loop's own music (elsewhere; at its beats:
-    audio/joins.py) and, given `track`, in the whole track's, the loop brought to the track's
-    loudness first (it is mastered to the same target). At most 1: the join is as smooth as the music."""
+def join_roughness(loop: np.ndarray, marks: tuple[int, ...], sample_rate: int,
+                   track: JoinReference | None = None) -> float:
+    """How far the loop's join, played 4 times, stands out: the larger of join_ratios. At most 1: the
+    join is as smooth as the music."""
+    own, in_track = join_ratios(loop, marks, sample_rate, track)
+    return own if in_track is None else max(own, in_track)
+
+
+def join_ratios(loop: np.ndarray, marks: tuple[int, ...], sample_rate: int,
+                track: JoinReference | None = None) -> tuple[float, float | None]:
+    """(own, in track): the larger of the join's sample step and spectral change over their 99th
+    percentiles in the loop's own music (elsewhere; at its beats: audio/joins.py) and, given `track`,
+    in the whole track's, the loop brought to the track's loudness first (both are mastered to the
+    same target); None without `track`."""
     from generator.audio.master import integrated_lufs
 
     m = join_measures(loop, marks=marks)
-    ratios = [_ratio(m["join_step"], m["step_p99"]), _ratio(m["join_flux"], m["flux_p99"])] if own else []
-    if track is not None:
-        lufs = integrated_lufs(loop, sample_rate)
-        gain = 10 ** ((track.lufs - lufs) / 20) if np.isfinite(lufs) else 1.0
-        ratios += [_ratio(m["join_step"] * gain, track.step_p99), _ratio(m["join_flux"] * gain, track.flux_p99)]
-    return max(ratios)
+    own = max(_ratio(m["join_step"], m["step_p99"]), _ratio(m["join_flux"], m["flux_p99"]))
+    if track is None:
+        return own, None
+    lufs = integrated_lufs(loop, sample_rate)
+    gain = 10 ** ((track.lufs - lufs) / 20) if np.isfinite(lufs) else 1.0
+    return own, max(_ratio(m["join_step"] * gain, track.step_p99), _ratio(m["join_flux"] * gain, track.flux_p99))
+
+
+def _rounded_ratios(ratios: tuple[float, float | None]) -> dict[str, float | None]:
+    """The sidecar's join_roughness (own) and join_roughness_in_track of a delivered loop."""
+    own, in_track = ratios
+    return {"join_roughness": round(own, 3),
+            "join_roughness_in_track": None if in_track is None else round(in_track, 3)}
 
 
 def _ratio(value: float, p99: float) -> float:

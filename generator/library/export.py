@@ -301,7 +301,7 @@ def _export_into(
     files["stems"] = _write_stems(job, base, mastered, wav_mix.shape[0]) if settings.write_stems else {}
     edits = replace(job, mp3_first_trim_db=written.get("mp3_peak_trim_db") or 0.0)
     files["cutdowns"] = _write_cutdowns(edits, base, wav_mix)
-    files["loop"] = _write_loop(edits, base, wav_mix)
+    files["loop"] = _write_loop(edits, base, wav_mix, float(mastered.integrated_lufs))
     files["sidecar"] = f"{base}.json"
     lows, highs = envelope(wav_mix, WAVEFORM_POINTS)
     data = {
@@ -400,15 +400,15 @@ def _write_cutdowns(job: _Job, base: str, wav_mix: np.ndarray) -> dict[str, dict
     return written
 
 
-def _write_loop(job: _Job, base: str, wav_mix: np.ndarray) -> dict[str, Any] | None:
+def _write_loop(job: _Job, base: str, wav_mix: np.ndarray, lufs: float) -> dict[str, Any] | None:
     """The loop (edits.make_loop) of a track with bars, when the settings ask for it; its join held to
-    the mastered track's music too (`wav_mix`)."""
+    the mastered track's music too (`wav_mix`, measured at `lufs` by the master)."""
     settings = job.settings
     if job.bars is None or not settings.loop or not (settings.write_wav or settings.write_mp3):
         return None
     midi, form, render = job.bars
     edit = make_loop(midi, form, render, settings.wav_sample_rate, _edit_settings(settings), settings.loop_bars,
-                     track_reference(wav_mix, form, settings.wav_sample_rate))
+                     track_reference(wav_mix, form, settings.wav_sample_rate, lufs))
     if edit is None:
         log.info("track %s: no bar to loop", job.info.track_id)
         return None
